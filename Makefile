@@ -1,0 +1,48 @@
+# Two commands for a fresh clone: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := demo
+
+# Use the active virtualenv if there is one; otherwise create .venv here.
+ifdef VIRTUAL_ENV
+BIN := $(VIRTUAL_ENV)/bin
+else
+BIN := $(CURDIR)/.venv/bin
+endif
+RCM_HOME ?= $(CURDIR)/.rcm
+export RCM_HOME
+export DAGSTER_HOME ?= $(RCM_HOME)/dagster
+
+.PHONY: install demo test lint format bench dev clean
+
+install: $(BIN)/.rcm-installed
+
+$(BIN)/.rcm-installed: pyproject.toml
+	@test -x $(BIN)/python || python3 -m venv $(dir $(BIN))
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+demo: install
+	@if ! ls $(RCM_HOME)/sources/*.db >/dev/null 2>&1; then $(BIN)/rcm generate; fi
+	$(BIN)/rcm run
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python bench/bronze_ingest.py
+
+dev: install
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(RCM_HOME)

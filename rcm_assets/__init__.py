@@ -1,0 +1,1 @@
+"""Metadata-driven healthcare Revenue Cycle Management lakehouse on Dagster."""

@@ -1,0 +1,24 @@
+"""The audit group: tables written as a side effect of loads, shown in the asset graph."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, AssetSpec
+
+from rcm_assets.metadata import Metadata
+
+
+def build_audit_specs(metadata: Metadata) -> list[AssetSpec]:
+    bronze_keys = [AssetKey(["bronze", table]) for table in metadata.bronze_tables()]
+    return [
+        AssetSpec(
+            key=AssetKey(["audit", "load_logs"]),
+            group_name="audit",
+            kinds={"delta"},
+            deps=bronze_keys,
+            description=(
+                "One row per (datasource, table) load: rows copied, watermark column and the "
+                "maximum watermark value loaded, load id, type, status, run id. Written by every "
+                "bronze load; `lake/audit/load_logs`."
+            ),
+        )
+    ]

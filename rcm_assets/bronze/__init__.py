@@ -1,0 +1,1 @@
+"""Bronze layer: raw extracts from sources, appended with lineage columns."""

@@ -1,0 +1,274 @@
+"""Bronze assets for hospital EMR tables, one per table in metadata/load_config.csv.
+
+Each asset is partitioned by datasource; a partition extracts its hospital's table (all of it for
+`Full`, rows at or above the last watermark for `Incremental`) and appends the extract, with
+lineage columns, to `lake/bronze/<targetpath>/<table>` in one atomic Delta commit.
+"""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    StaticPartitionsDefinition,
+    asset,
+)
+
+from rcm_assets.bronze.watermark import (
+    LINEAGE_COLUMNS,
+    drop_loaded,
+    high_watermark,
+    unparseable_watermarks,
+    with_lineage,
+)
+from rcm_assets.errors import RcmError, SourceError
+from rcm_assets.lake import audit, delta
+from rcm_assets.metadata import LoadConfig, LoadType, Metadata
+from rcm_assets.resources import EmrSourcesResource, LakeResource, SourceDatabase
+from rcm_assets.resources.source_sql import extract_query
+
+
+@dataclass(frozen=True)
+class BronzeLoad:
+    """What one partition load did; becomes asset metadata and the audit row."""
+
+    datasource: str
+    tablename: str
+    load_type: str
+    load_id: str
+    rows: int
+    watermark_column: str | None
+    watermark_from: str | None
+    watermark_max: str | None
+    query: str
+    bronze_uri: str
+    bronze_version: int | None
+    duration_seconds: float
+
+
+def new_load_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def bronze_uri(lake: LakeResource, config: LoadConfig) -> str:
+    return lake.table_uri("bronze", config.targetpath, config.table)
+
+
+def audit_uri(lake: LakeResource) -> str:
+    return lake.table_uri("audit", "load_logs")
+
+
+def _extract(
+    config: LoadConfig, source: SourceDatabase, lake: LakeResource
+) -> tuple[str, pl.DataFrame, str | None]:
+    """Read the new rows from the source; return (query, rows, watermark before this load)."""
+    columns = source.columns(config.schema_name, config.table)
+    clashes = sorted(set(columns) & set(LINEAGE_COLUMNS))
+    if clashes:
+        raise SourceError(
+            f"datasource {config.datasource}: {config.tablename} has column(s) "
+            f"{', '.join(clashes)}, which bronze reserves for lineage"
+        )
+    since, loaded = None, pl.DataFrame()
+    watermark = config.watermark if config.loadtype is LoadType.INCREMENTAL else None
+    if watermark:
+        if watermark not in columns:
+            raise SourceError(
+                f"datasource {config.datasource}: watermark column {watermark!r} not found in "
+                f"{config.tablename} (columns: {', '.join(columns)})"
+            )
+        uri = bronze_uri(lake, config)
+        if delta.exists(uri, lake.storage_options):
+            since, loaded = high_watermark(delta.scan(uri, lake.storage_options), watermark)
+    query = extract_query(
+        source.dialect, config.schema_name, config.table, columns, watermark, since
+    )
+    rows = source.read(query, config.tablename)
+    if watermark:
+        bad = unparseable_watermarks(rows, watermark)
+        if bad.height:
+            first = bad.row(0, named=True)
+            raise SourceError(
+                f"datasource {config.datasource}: {bad.height} row(s) of {config.tablename} have "
+                f"a watermark {watermark!r} that is not a date/time, e.g. {first[watermark]!r} "
+                f"in the row with {columns[0]}={first[columns[0]]!r}; fix the source rows"
+            )
+        rows = drop_loaded(rows, loaded)
+    return query, rows, since
+
+
+def load_emr_table(
+    config: LoadConfig,
+    source: SourceDatabase,
+    lake: LakeResource,
+    run_id: str | None = None,
+    log: logging.Logger | None = None,
+) -> BronzeLoad:
+    """Extract one (datasource, table) into bronze and record it in audit.load_logs.
+
+    A failure writes nothing to bronze and a `failed` audit row; the watermark (the maximum in
+    bronze) therefore cannot move.
+    """
+    log = log or logging.getLogger(__name__)
+    started, now = time.monotonic(), datetime.now(UTC)
+    load_id = new_load_id(now)
+    target, logs = bronze_uri(lake, config), audit_uri(lake)
+    options = lake.storage_options
+    for missing in audit.recover_missing(
+        logs, target, config.datasource, config.tablename, options
+    ):
+        log.warning("Recovered the audit row of committed load %s", missing.load_id)
+    watermark = config.watermark if config.loadtype is LoadType.INCREMENTAL else None
+    since = query = None
+    try:
+        query, rows, since = _extract(config, source, lake)
+        high = high_watermark(rows.lazy(), watermark)[0] if watermark and rows.height else None
+        high = high or since
+        version = None
+        if rows.height:
+            version = delta.append(
+                target,
+                with_lineage(rows, config.datasource, load_id, now),
+                {
+                    "operation": "load",
+                    "load_id": load_id,
+                    "run_id": run_id or "",
+                    "datasource": config.datasource,
+                    "table": config.tablename,
+                    "load_type": config.loadtype.value,
+                    "rows": rows.height,
+                    "watermark_column": watermark or "",
+                    "watermark_from": since or "",
+                    "watermark_max": high or "",
+                },
+                options,
+            )
+    except Exception as error:
+        audit.append_logs(
+            logs,
+            [_log(config, load_id, now, started, run_id, 0, since, since, None, "failed", error)],
+            options,
+        )
+        raise
+    duration = time.monotonic() - started
+    audit.append_logs(
+        logs,
+        [_log(config, load_id, now, started, run_id, rows.height, since, high, version, "success")],
+        options,
+    )
+    log.info(
+        "%s %s: %d row(s) appended (%s, watermark %s → %s) in %.2fs",
+        config.datasource,
+        config.tablename,
+        rows.height,
+        config.loadtype.value,
+        since,
+        high,
+        duration,
+    )
+    return BronzeLoad(
+        datasource=config.datasource,
+        tablename=config.tablename,
+        load_type=config.loadtype.value,
+        load_id=load_id,
+        rows=rows.height,
+        watermark_column=watermark,
+        watermark_from=since,
+        watermark_max=high,
+        query=query,
+        bronze_uri=target,
+        bronze_version=version,
+        duration_seconds=duration,
+    )
+
+
+def _log(
+    config: LoadConfig,
+    load_id: str,
+    now: datetime,
+    started: float,
+    run_id: str | None,
+    rows: int,
+    since: str | None,
+    high: str | None,
+    version: int | None,
+    status: str,
+    error: Exception | None = None,
+) -> audit.LoadLog:
+    return audit.LoadLog(
+        data_source=config.datasource,
+        tablename=config.tablename,
+        numberofrowscopied=rows,
+        watermarkcolumnname=config.watermark,
+        loaddate=now,
+        load_id=load_id,
+        load_type=config.loadtype.value,
+        watermark_from=since,
+        watermark_max=high,
+        status=status,
+        run_id=run_id,
+        bronze_version=version,
+        duration_seconds=time.monotonic() - started,
+        error=str(error) if error else None,
+    )
+
+
+def _load_metadata(load: BronzeLoad) -> dict[str, object]:
+    return {
+        "dagster/row_count": load.rows,
+        "load_type": load.load_type,
+        "load_id": load.load_id,
+        "watermark_column": load.watermark_column or "",
+        "watermark_from": load.watermark_from or "(first load)",
+        "watermark_to": load.watermark_max or "",
+        "source_query": MetadataValue.md(f"```sql\n{load.query}\n```"),
+        "bronze_table": MetadataValue.path(load.bronze_uri),
+        "bronze_version": load.bronze_version if load.bronze_version is not None else -1,
+        "duration_seconds": round(load.duration_seconds, 3),
+    }
+
+
+def build_emr_bronze_asset(
+    table: str, configs: dict[str, LoadConfig], metadata: Metadata
+) -> AssetsDefinition:
+    """One bronze asset for `table`, with a partition per datasource that loads it."""
+
+    @asset(
+        key=AssetKey(["bronze", table]),
+        group_name="bronze",
+        partitions_def=StaticPartitionsDefinition(sorted(configs)),
+        kinds={"polars", "delta"},
+        description=(
+            f"Raw `{table}` extracts from each hospital's EMR database, appended as text with "
+            "datasource, load_id and ingested_at. Partitions: "
+            + ", ".join(f"{ds} ({c.database}, {c.loadtype.value})" for ds, c in configs.items())
+        ),
+    )
+    def _bronze(
+        context: AssetExecutionContext, lake: LakeResource, emr_sources: EmrSourcesResource
+    ) -> MaterializeResult:
+        config = configs[context.partition_key]
+        source = emr_sources.open(metadata.databases[config.database], config.datasource)
+        try:
+            load = load_emr_table(config, source, lake, context.run_id, context.log)
+        except RcmError as error:
+            raise Failure(description=str(error), allow_retries=False) from None
+        return MaterializeResult(metadata=_load_metadata(load))
+
+    return _bronze
+
+
+def build_emr_bronze_assets(metadata: Metadata) -> list[AssetsDefinition]:
+    return [
+        build_emr_bronze_asset(table, configs, metadata)
+        for table, configs in metadata.bronze_tables().items()
+    ]

@@ -1,0 +1,141 @@
+"""The `rcm` command: generate sample sources, run the asset graph, archive old loads."""
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from rcm_assets.errors import RcmError
+from rcm_assets.settings import dagster_home, rcm_home
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from rcm_assets.metadata import load_metadata
+    from rcm_assets.sample_data import generate_sources, mutate_sources, postgres_database_uri
+
+    home = rcm_home()
+    started = time.monotonic()
+    if args.mutate:
+        counts = mutate_sources(home, seed=args.seed, target=args.target)
+        for c in counts:
+            print(
+                f"{c.database:<28} {c.table:<14} updated {c.updated:>8,}  inserted {c.inserted:>8,}"
+            )
+    else:
+        counts = generate_sources(
+            home,
+            scale=args.scale,
+            seed=args.seed,
+            target=args.target,
+            defect_rate=args.defect_rate,
+            progress=print if args.verbose else None,
+        )
+        for c in counts:
+            print(f"{c.database:<28} {c.table:<14} {c.rows:>12,} rows")
+        print(f"landing files in {home / 'landing'}")
+    print(f"done in {time.monotonic() - started:.1f}s")
+    if args.target:
+        print("Point the lakehouse at these databases with:")
+        for spec in load_metadata().databases.values():
+            print(
+                f"  export {spec.uri_env_var}={postgres_database_uri(args.target, spec.database)}"
+            )
+    return 0
+
+
+def _instance() -> "DagsterInstance":
+    from dagster import DagsterInstance
+
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return DagsterInstance.get()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rcm_assets.definitions import build_definitions
+    from rcm_assets.jobs import format_outcomes, materialize_all
+
+    started = time.monotonic()
+    outcomes = materialize_all(
+        build_definitions(), _instance(), args.partition or None, tags={"rcm/command": "run"}
+    )
+    print(format_outcomes(outcomes))
+    failed = [o for o in outcomes if o.status != "materialized"]
+    rows = sum(o.rows or 0 for o in outcomes)
+    print(
+        f"\n{len(outcomes) - len(failed)} materialized, {len(failed)} failed or skipped, "
+        f"{rows:,} rows, {time.monotonic() - started:.1f}s (runs in {dagster_home()})"
+    )
+    return 1 if failed or not outcomes else 0
+
+
+def _archive(args: argparse.Namespace) -> int:
+    from rcm_assets.bronze.emr import bronze_uri
+    from rcm_assets.lake.archive import archive_loads
+    from rcm_assets.metadata import load_metadata
+    from rcm_assets.resources import LakeResource
+
+    metadata, lake = load_metadata(), LakeResource()
+    days = args.older_than_days
+    if days is None:
+        days = metadata.archive_after_days("bronze")
+    if days is None:
+        raise RcmError("no archive window: add a bronze row to metadata/archive_policy.csv")
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    for config in metadata.load_configs:
+        source = bronze_uri(lake, config)
+        target = lake.table_uri("archive", "bronze", config.targetpath, config.table)
+        moved = archive_loads(source, target, cutoff, lake.storage_options, args.dry_run)
+        verb = "would move" if args.dry_run else "moved"
+        print(
+            f"{config.datasource:<8} {config.tablename:<18} {verb} "
+            f"{len(moved.load_ids)} load(s), {moved.rows:,} row(s) older than {days} days"
+        )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="rcm", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write sample EMR databases and landing files")
+    generate.add_argument("--scale", type=float, default=1.0, help="multiplies the row counts")
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--target", help="PostgreSQL server URI instead of embedded SQLite")
+    generate.add_argument("--defect-rate", type=float, default=0.01)
+    generate.add_argument("--mutate", action="store_true", help="apply a change batch instead")
+    generate.add_argument("--verbose", action="store_true")
+    generate.set_defaults(handler=_generate)
+
+    run = commands.add_parser("run", help="materialize the whole asset graph through Dagster")
+    run.add_argument("--partition", action="append", help="only this datasource (repeatable)")
+    run.set_defaults(handler=_run)
+
+    archive = commands.add_parser("archive", help="move old bronze loads to lake/archive")
+    archive.add_argument("--older-than-days", type=int, help="default: metadata/archive_policy")
+    archive.add_argument("--dry-run", action="store_true")
+    archive.set_defaults(handler=_archive)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except RcmError as error:
+        print(f"rcm {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Materializing the whole asset graph through Dagster, as `rcm run` does.
+
+One run per partition key (every partitioned asset that has that key, in dependency order inside
+the run), then one run for the unpartitioned assets. A failing partition fails only its own run;
+the others still land. Runs are recorded in the Dagster instance, so the UI shows them.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One asset partition's result, as `rcm run` prints it."""
+
+    asset: str
+    partition: str | None
+    status: str  # materialized | failed | skipped
+    rows: int | None = None
+    seconds: float | None = None
+    message: str = ""
+
+
+def plan_runs(
+    defs: Definitions, partitions: Iterable[str] | None = None
+) -> list[tuple[str | None, list[AssetKey]]]:
+    """(partition key or None, asset keys) per run, partitioned runs first."""
+    graph = defs.resolve_asset_graph()
+    wanted = set(partitions) if partitions is not None else None
+    by_partition: dict[str, list[AssetKey]] = defaultdict(list)
+    unpartitioned: list[AssetKey] = []
+    for key in graph.toposorted_asset_keys:
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        if node.partitions_def is None:
+            unpartitioned.append(key)
+            continue
+        for partition in node.partitions_def.get_partition_keys():
+            if wanted is None or partition in wanted:
+                by_partition[partition].append(key)
+    runs: list[tuple[str | None, list[AssetKey]]] = sorted(by_partition.items())
+    if unpartitioned:
+        runs.append((None, unpartitioned))
+    return runs
+
+
+def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Outcome]:
+    outcomes = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        metadata = materialization.metadata
+        rows = metadata.get("dagster/row_count")
+        seconds = metadata.get("duration_seconds")
+        outcomes.append(
+            Outcome(
+                asset=materialization.asset_key.to_user_string(),
+                partition=partition,
+                status="materialized",
+                rows=rows.value if rows else None,
+                seconds=seconds.value if seconds else None,
+            )
+        )
+    for event in result.all_events:
+        if event.is_step_failure:
+            failure = event.step_failure_data
+            user = failure.user_failure_data
+            message = user.description if user and user.description else failure.error.message
+            outcomes.append(
+                Outcome(
+                    asset=(event.step_key or "?").replace("__", "/"),
+                    partition=partition,
+                    status="failed",
+                    message=(message or "").strip(),
+                )
+            )
+        elif event.is_step_skipped:
+            outcomes.append(
+                Outcome(asset=(event.step_key or "?").replace("__", "/"), partition=partition,
+                        status="skipped", message="an upstream asset failed")
+            )  # fmt: skip
+    return outcomes
+
+
+def materialize_all(
+    defs: Definitions,
+    instance: DagsterInstance,
+    partitions: Iterable[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> list[Outcome]:
+    job = defs.resolve_implicit_global_asset_job_def()
+    outcomes: list[Outcome] = []
+    for partition, keys in plan_runs(defs, partitions):
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            asset_selection=keys,
+            raise_on_error=False,
+            tags=tags,
+        )
+        outcomes.extend(_outcomes(result, partition))
+    return outcomes
+
+
+def format_outcomes(outcomes: list[Outcome]) -> str:
+    header = f"{'asset':<28} {'partition':<10} {'status':<13} {'rows':>10} {'seconds':>8}"
+    lines = [header, "-" * len(header)]
+    for o in sorted(outcomes, key=lambda o: (o.asset, o.partition or "")):
+        rows = "" if o.rows is None else f"{o.rows:,}"
+        seconds = "" if o.seconds is None else f"{o.seconds:.2f}"
+        lines.append(
+            f"{o.asset:<28} {o.partition or '-':<10} {o.status:<13} {rows:>10} {seconds:>8}"
+        )
+        if o.message:
+            lines.append(f"    {o.message}")
+    return "\n".join(lines)

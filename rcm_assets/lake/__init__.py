@@ -1,0 +1,1 @@
+"""Delta Lake operations with delta-rs: append, delete, history, audit log, archive."""

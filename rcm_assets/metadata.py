@@ -1,0 +1,209 @@
+"""Typed, validated view of the metadata/ folder.
+
+Every file is read once at definitions load. A bad value fails there with the file, line and
+column in the message, so a typo in a CSV never surfaces as a confusing run failure later.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rcm_assets.errors import MetadataError
+from rcm_assets.settings import metadata_dir
+
+IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class LoadType(StrEnum):
+    FULL = "Full"
+    INCREMENTAL = "Incremental"
+
+
+def _flag(value: str) -> bool:
+    normalised = value.strip().lower()
+    if normalised in {"1", "true", "yes"}:
+        return True
+    if normalised in {"0", "false", "no"}:
+        return False
+    raise ValueError(f"{value!r} is not a flag; use 1 or 0")
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True, extra="forbid")
+
+    line: int = Field(exclude=True)
+
+
+class DatabaseSpec(_Row):
+    """metadata/databases.csv: a source database and where its connection URI comes from."""
+
+    database: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    uri_env_var: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    description: str = ""
+
+
+class LoadConfig(_Row):
+    """metadata/load_config.csv: one (hospital database, table) extract into bronze."""
+
+    database: str
+    datasource: Annotated[str, Field(pattern=SLUG)]
+    tablename: Annotated[str, Field(pattern=rf"^({IDENTIFIER}\.)?{IDENTIFIER}$")]
+    loadtype: LoadType
+    watermark: Annotated[str | None, Field(pattern=rf"^{IDENTIFIER}$")] = None
+    is_active: bool
+    targetpath: Annotated[str, Field(pattern=SLUG)]
+
+    @field_validator("watermark", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("is_active", mode="before")
+    @classmethod
+    def _parse_flag(cls, value: str | bool) -> bool:
+        return _flag(value) if isinstance(value, str) else value
+
+    @property
+    def schema_name(self) -> str | None:
+        return self.tablename.split(".")[0] if "." in self.tablename else None
+
+    @property
+    def table(self) -> str:
+        return self.tablename.split(".")[-1]
+
+
+class ArchivePolicy(_Row):
+    """metadata/archive_policy.csv: how long a layer's loads stay before moving to archive."""
+
+    layer: Annotated[str, Field(pattern=SLUG)]
+    archive_after_days: Annotated[int, Field(ge=0)]
+
+
+RowT = TypeVar("RowT", bound=_Row)
+
+
+def _read_csv(path: Path, model: type[RowT]) -> list[RowT]:
+    if not path.is_file():
+        raise MetadataError(f"{path}: metadata file is missing")
+    expected = [name for name in model.model_fields if name != "line"]
+    required = [n for n in expected if model.model_fields[n].is_required()]
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [name for name in required if name not in header]
+        unknown = [name for name in header if name not in expected]
+        if missing or unknown:
+            raise MetadataError(
+                f"{path}, line 1: header must be {','.join(expected)}"
+                + (f"; missing column(s) {', '.join(missing)}" if missing else "")
+                + (f"; unknown column(s) {', '.join(unknown)}" if unknown else "")
+            )
+        rows = []
+        for record in reader:
+            line = reader.line_num
+            if None in record:
+                raise MetadataError(f"{path}, line {line}: more fields than the header has")
+            try:
+                rows.append(model(line=line, **{k: v for k, v in record.items() if v is not None}))
+            except ValidationError as error:
+                first = error.errors()[0]
+                column = ".".join(str(part) for part in first["loc"]) or "?"
+                raise MetadataError(
+                    f"{path}, line {line}, column {column}: {first['msg']}"
+                    f" (value {first.get('input')!r})"
+                ) from None
+    return rows
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Everything the factories need, validated as a whole."""
+
+    folder: Path
+    databases: dict[str, DatabaseSpec]
+    load_configs: tuple[LoadConfig, ...]
+    archive_policies: dict[str, ArchivePolicy]
+
+    @property
+    def active_loads(self) -> tuple[LoadConfig, ...]:
+        return tuple(row for row in self.load_configs if row.is_active)
+
+    def bronze_tables(self) -> dict[str, dict[str, LoadConfig]]:
+        """Bronze table name → {datasource: active load config}; inactive rows are left out."""
+        tables: dict[str, dict[str, LoadConfig]] = defaultdict(dict)
+        for row in self.active_loads:
+            tables[row.table][row.datasource] = row
+        return dict(tables)
+
+    def archive_after_days(self, layer: str) -> int | None:
+        policy = self.archive_policies.get(layer)
+        return policy.archive_after_days if policy else None
+
+
+def _fail(path: Path, row: _Row, column: str, message: str) -> MetadataError:
+    return MetadataError(f"{path}, line {row.line}, column {column}: {message}")
+
+
+def _check_load_configs(
+    path: Path, rows: Iterable[LoadConfig], databases: dict[str, DatabaseSpec]
+) -> None:
+    seen: dict[tuple[str, str], LoadConfig] = {}
+    database_of: dict[str, LoadConfig] = {}
+    targetpath_of: dict[str, LoadConfig] = {}
+    for row in rows:
+        if row.database not in databases:
+            raise _fail(
+                path,
+                row,
+                "database",
+                f"unknown database {row.database!r}; declare it in databases.csv",
+            )
+        if row.loadtype is LoadType.INCREMENTAL and row.watermark is None:
+            raise _fail(path, row, "watermark", "an Incremental load needs a watermark column")
+        key = (row.datasource, row.table.lower())
+        if key in seen:
+            raise _fail(
+                path,
+                row,
+                "tablename",
+                f"duplicate of line {seen[key].line} ({row.datasource}, {row.tablename})",
+            )
+        seen[key] = row
+        for mapping, attribute, value in (
+            (database_of, "database", row.database),
+            (targetpath_of, "targetpath", row.targetpath),
+        ):
+            first = mapping.setdefault(row.datasource, row)
+            if getattr(first, attribute) != value:
+                raise _fail(
+                    path,
+                    row,
+                    attribute,
+                    f"datasource {row.datasource!r} already uses {attribute} "
+                    f"{getattr(first, attribute)!r} on line {first.line}",
+                )
+
+
+def load_metadata(folder: Path | None = None) -> Metadata:
+    """Read and validate every metadata file; raise MetadataError naming file, line, column."""
+    folder = (folder or metadata_dir()).resolve()
+    databases_path = folder / "databases.csv"
+    databases: dict[str, DatabaseSpec] = {}
+    for spec in _read_csv(databases_path, DatabaseSpec):
+        if spec.database in databases:
+            raise _fail(databases_path, spec, "database", f"duplicate database {spec.database!r}")
+        databases[spec.database] = spec
+    load_config_path = folder / "load_config.csv"
+    load_configs = _read_csv(load_config_path, LoadConfig)
+    _check_load_configs(load_config_path, load_configs, databases)
+    policies = {p.layer: p for p in _read_csv(folder / "archive_policy.csv", ArchivePolicy)}
+    return Metadata(folder, databases, tuple(load_configs), policies)

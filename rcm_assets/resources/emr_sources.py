@@ -1,0 +1,114 @@
+"""Hospital EMR databases, read with connectorx.
+
+A database's connection URI comes from the environment variable named for it in
+metadata/databases.csv (so passwords live only in the environment); without it, the embedded
+SQLite file `$RCM_HOME/sources/<database>.db` is used. URIs are redacted in every message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import connectorx
+import polars as pl
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from rcm_assets.errors import SourceError
+from rcm_assets.metadata import DatabaseSpec
+from rcm_assets.resources.source_sql import columns_query
+from rcm_assets.settings import rcm_home
+
+DIALECTS = {
+    "sqlite": "sqlite",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "mssql": "tsql",
+    "mysql": "mysql",
+}
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with its password replaced by `***`, safe for logs and messages."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class SourceDatabase:
+    """One reachable source database, named for messages by its datasource."""
+
+    database: str
+    datasource: str
+    uri: str
+
+    @property
+    def dialect(self) -> str:
+        scheme = urlsplit(self.uri).scheme.split("+")[0]
+        if scheme not in DIALECTS:
+            raise SourceError(
+                f"datasource {self.datasource}: database {self.database} has an unsupported URI "
+                f"scheme {scheme!r}; use one of {', '.join(sorted(DIALECTS))}"
+            )
+        return DIALECTS[scheme]
+
+    @property
+    def safe_uri(self) -> str:
+        return redact_uri(self.uri)
+
+    def read(self, sql: str, what: str) -> pl.DataFrame:
+        """Run a query; any failure becomes a SourceError naming datasource and `what`."""
+        if self.dialect == "sqlite":
+            path = Path(urlsplit(self.uri).path)
+            if not path.is_file():
+                raise SourceError(
+                    f"datasource {self.datasource}: database {self.database} not found at "
+                    f"{path} (run `rcm generate`, or set its URI environment variable)"
+                )
+        try:
+            return connectorx.read_sql(self.uri, sql, return_type="polars")
+        except BaseException as error:  # connectorx raises Rust panics as BaseException
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                raise
+            raise SourceError(
+                f"datasource {self.datasource}: reading {what} from database {self.database} "
+                f"({self.safe_uri}) failed: {self._scrub(str(error))}"
+            ) from None
+
+    def columns(self, schema: str | None, table: str) -> list[str]:
+        qualified = f"{schema}.{table}" if schema else table
+        listing = self.read(columns_query(self.dialect, schema, table), f"the columns of {table}")
+        names = listing.get_column(listing.columns[0]).to_list() if listing.height else []
+        if not names:
+            raise SourceError(
+                f"datasource {self.datasource}: table {qualified} not found in database "
+                f"{self.database} ({self.safe_uri})"
+            )
+        return names
+
+    def _scrub(self, message: str) -> str:
+        password = urlsplit(self.uri).password
+        message = message.replace(self.uri, self.safe_uri)
+        return message.replace(password, "***") if password else message
+
+
+class EmrSourcesResource(ConfigurableResource):
+    """Resolves each EMR database's connection at run time, never at definitions load."""
+
+    sources_dir: str = Field(
+        default_factory=lambda: str(rcm_home() / "sources"),
+        description="Folder of the embedded SQLite databases used when no URI variable is set.",
+    )
+
+    def open(self, spec: DatabaseSpec, datasource: str) -> SourceDatabase:
+        uri = os.environ.get(spec.uri_env_var) or self.default_uri(spec.database)
+        return SourceDatabase(database=spec.database, datasource=datasource, uri=uri)
+
+    def default_uri(self, database: str) -> str:
+        return f"sqlite://{Path(self.sources_dir).resolve() / f'{database}.db'}"

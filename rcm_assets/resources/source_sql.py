@@ -1,0 +1,59 @@
+"""SQL sent to source databases, built with sqlglot for the source's dialect.
+
+Metadata never reaches SQL as raw text: identifiers are quoted and literals escaped by sqlglot.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+SCHEMELESS_DIALECTS = {"sqlite"}
+
+
+def _table(dialect: str, schema: str | None, table: str) -> exp.Table:
+    db = None if dialect in SCHEMELESS_DIALECTS or not schema else exp.to_identifier(schema, True)
+    return exp.Table(this=exp.to_identifier(table, quoted=True), db=db)
+
+
+def columns_query(dialect: str, schema: str | None, table: str) -> str:
+    """List a table's columns in order, without reading (and so without parsing) any row."""
+    if dialect == "sqlite":
+        listing = exp.select("name").from_(
+            exp.Anonymous(this="pragma_table_info", expressions=[exp.Literal.string(table)])
+        )
+        return listing.sql(dialect=dialect)
+    condition = exp.column("table_name").eq(exp.Literal.string(table))
+    if schema:
+        condition = condition.and_(exp.column("table_schema").eq(exp.Literal.string(schema)))
+    return (
+        exp.select(exp.column("column_name").as_("name"))
+        .from_("information_schema.columns")
+        .where(condition)
+        .order_by("ordinal_position")
+        .sql(dialect=dialect)
+    )
+
+
+def extract_query(
+    dialect: str,
+    schema: str | None,
+    table: str,
+    columns: list[str],
+    watermark: str | None = None,
+    since: str | None = None,
+) -> str:
+    """SELECT every column as text (bronze keeps what the source said), optionally from a watermark.
+
+    Text sidesteps connectorx's strict DATE/DATETIME parsing, where one bad value would fail the
+    whole extract; silver parses and quarantines instead. `>=` plus de-duplication of the boundary
+    rows (done by the caller) also catches rows written with the same watermark after the last
+    extract.
+    """
+    projections = [
+        exp.cast(exp.column(name, quoted=True), exp.DataType.build("text")).as_(name, quoted=True)
+        for name in columns
+    ]
+    query = exp.select(*projections).from_(_table(dialect, schema, table))
+    if watermark and since is not None:
+        query = query.where(exp.column(watermark, quoted=True) >= exp.Literal.string(since))
+    return query.sql(dialect=dialect)

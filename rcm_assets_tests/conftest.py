@@ -1,0 +1,86 @@
+"""Shared fixtures: an isolated RCM_HOME and metadata folder per test, sample sources, PostgreSQL."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+from dagster import DagsterInstance, instance_for_test
+
+from rcm_assets.settings import REPO_ROOT
+
+POSTGRES_SERVER = os.environ.get("RCM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+SAMPLE_SCALE = 0.1
+
+
+def postgres_or_skip() -> str:
+    """The test server URI; skip when it is absent, but fail in CI, where it must be present."""
+    try:
+        psycopg2.connect(POSTGRES_SERVER, connect_timeout=3).close()
+    except psycopg2.OperationalError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL must be reachable in CI at {POSTGRES_SERVER}: {error}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_SERVER}")
+    return POSTGRES_SERVER
+
+
+@dataclass
+class Project:
+    """A throwaway RCM_HOME and metadata folder, wired through the environment."""
+
+    home: Path
+    metadata: Path
+
+    @property
+    def lake(self) -> Path:
+        return self.home / "lake"
+
+    def edit_metadata(self, name: str, old: str, new: str) -> None:
+        path = self.metadata / name
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {name}"
+        path.write_text(text.replace(old, new))
+
+    def append_metadata(self, name: str, line: str) -> None:
+        with (self.metadata / name).open("a") as handle:
+            handle.write(line.rstrip("\n") + "\n")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    home, metadata = tmp_path / "rcm", tmp_path / "metadata"
+    shutil.copytree(REPO_ROOT / "metadata", metadata)
+    home.mkdir()
+    monkeypatch.setenv("RCM_HOME", str(home))
+    monkeypatch.setenv("RCM_METADATA_DIR", str(metadata))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    for name in ("RCM_DB_URI_HOSPITAL_A", "RCM_DB_URI_HOSPITAL_B"):
+        monkeypatch.delenv(name, raising=False)
+    return Project(home, metadata)
+
+
+@pytest.fixture(scope="session")
+def sample_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sample EMR databases generated once per session; tests copy them."""
+    from rcm_assets.sample_data import generate_sources
+
+    home = tmp_path_factory.mktemp("sample")
+    generate_sources(home, scale=SAMPLE_SCALE, seed=7)
+    return home
+
+
+@pytest.fixture
+def sampled(project: Project, sample_sources: Path) -> Project:
+    """A project whose sources/ and landing/ hold a fresh copy of the sample data."""
+    for folder in ("sources", "landing"):
+        shutil.copytree(sample_sources / folder, project.home / folder)
+    return project
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as test_instance:
+        yield test_instance
