@@ -67,7 +67,11 @@ def _run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     outcomes = materialize_all(
-        build_definitions(), _instance(), args.partition or None, tags={"rcm/command": "run"}
+        build_definitions(),
+        _instance(),
+        args.partition or None,
+        tags={"rcm/command": "run"},
+        console_log_level="INFO" if args.verbose else "CRITICAL",
     )
     print(format_outcomes(outcomes))
     failed = [o for o in outcomes if o.status != "materialized"]
@@ -119,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="materialize the whole asset graph through Dagster")
     run.add_argument("--partition", action="append", help="only this datasource (repeatable)")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's event log too")
     run.set_defaults(handler=_run)
 
     archive = commands.add_parser("archive", help="move old bronze loads to lake/archive")

@@ -90,8 +90,12 @@ def materialize_all(
     instance: DagsterInstance,
     partitions: Iterable[str] | None = None,
     tags: dict[str, str] | None = None,
+    console_log_level: str = "CRITICAL",
 ) -> list[Outcome]:
+    """Run every asset partition; the console shows only `console_log_level` and above (the
+    instance's event log, and so the UI, always gets everything)."""
     job = defs.resolve_implicit_global_asset_job_def()
+    run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     outcomes: list[Outcome] = []
     for partition, keys in plan_runs(defs, partitions):
         result = job.execute_in_process(
@@ -100,6 +104,7 @@ def materialize_all(
             asset_selection=keys,
             raise_on_error=False,
             tags=tags,
+            run_config=run_config,
         )
         outcomes.extend(_outcomes(result, partition))
     return outcomes

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated RCM_HOME and metadata folder per test, sample sources, PostgreSQL."""
+"""Shared fixtures: a throwaway RCM_HOME and metadata folder, sample sources, PostgreSQL."""
 
 import os
 import shutil
@@ -12,7 +12,9 @@ from dagster import DagsterInstance, instance_for_test
 
 from rcm_assets.settings import REPO_ROOT
 
-POSTGRES_SERVER = os.environ.get("RCM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_SERVER = os.environ.get(
+    "RCM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 SAMPLE_SCALE = 0.1
 
 

@@ -101,5 +101,7 @@ def test_bad_database_env_var_name(project: Project) -> None:
 
 def test_missing_header_column(project: Project) -> None:
     (project.metadata / "load_config.csv").write_text("database,datasource,tablename\n")
-    with pytest.raises(MetadataError, match=r"line 1: header must be .*missing column\(s\) loadtype"):
+    with pytest.raises(
+        MetadataError, match=r"line 1: header must be .*missing column\(s\) loadtype"
+    ):
         load_metadata()

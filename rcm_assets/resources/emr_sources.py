@@ -8,18 +8,20 @@ SQLite file `$RCM_HOME/sources/<database>.db` is used. URIs are redacted in ever
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import connectorx
 import polars as pl
+import psycopg2
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from rcm_assets.errors import SourceError
 from rcm_assets.metadata import DatabaseSpec
-from rcm_assets.resources.source_sql import columns_query
+from rcm_assets.resources.source_sql import columns_query, drop_sentinel
 from rcm_assets.settings import rcm_home
 
 DIALECTS = {
@@ -29,6 +31,9 @@ DIALECTS = {
     "mssql": "tsql",
     "mysql": "mysql",
 }
+
+DEFAULT_PORTS = {"tsql": 1433, "mysql": 3306}
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 def redact_uri(uri: str) -> str:
@@ -62,17 +67,38 @@ class SourceDatabase:
     def safe_uri(self) -> str:
         return redact_uri(self.uri)
 
-    def read(self, sql: str, what: str) -> pl.DataFrame:
-        """Run a query; any failure becomes a SourceError naming datasource and `what`."""
+    def ping(self) -> None:
+        """Fail fast and clearly when the database cannot be reached.
+
+        connectorx's connection pool retries for 30 s and then reports only a timeout, so
+        reachability (and, for PostgreSQL, authentication) is checked first with a short timeout.
+        """
+        parts = urlsplit(self.uri)
         if self.dialect == "sqlite":
-            path = Path(urlsplit(self.uri).path)
-            if not path.is_file():
+            if not Path(parts.path).is_file():
                 raise SourceError(
                     f"datasource {self.datasource}: database {self.database} not found at "
-                    f"{path} (run `rcm generate`, or set its URI environment variable)"
+                    f"{parts.path} (run `rcm generate`, or set its URI environment variable)"
                 )
+            return
         try:
-            return connectorx.read_sql(self.uri, sql, return_type="polars")
+            if self.dialect == "postgres":
+                psycopg2.connect(self.uri, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
+            else:
+                socket.create_connection(
+                    (parts.hostname, parts.port or DEFAULT_PORTS[self.dialect]),
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                ).close()
+        except (OSError, psycopg2.Error) as error:
+            raise SourceError(
+                f"datasource {self.datasource}: cannot connect to database {self.database} "
+                f"({self.safe_uri}): {self._scrub(str(error)).strip()}"
+            ) from None
+
+    def read(self, sql: str, what: str) -> pl.DataFrame:
+        """Run a query; any failure becomes a SourceError naming datasource and `what`."""
+        try:
+            return drop_sentinel(connectorx.read_sql(self.uri, sql, return_type="polars"))
         except BaseException as error:  # connectorx raises Rust panics as BaseException
             if isinstance(error, KeyboardInterrupt | SystemExit):
                 raise
@@ -82,6 +108,7 @@ class SourceDatabase:
             ) from None
 
     def columns(self, schema: str | None, table: str) -> list[str]:
+        self.ping()
         qualified = f"{schema}.{table}" if schema else table
         listing = self.read(columns_query(self.dialect, schema, table), f"the columns of {table}")
         names = listing.get_column(listing.columns[0]).to_list() if listing.height else []

@@ -5,9 +5,11 @@ Metadata never reaches SQL as raw text: identifiers are quoted and literals esca
 
 from __future__ import annotations
 
+import polars as pl
 from sqlglot import exp
 
 SCHEMELESS_DIALECTS = {"sqlite"}
+SENTINEL = "__rcm_sentinel"
 
 
 def _table(dialect: str, schema: str | None, table: str) -> exp.Table:
@@ -56,4 +58,25 @@ def extract_query(
     query = exp.select(*projections).from_(_table(dialect, schema, table))
     if watermark and since is not None:
         query = query.where(exp.column(watermark, quoted=True) >= exp.Literal.string(since))
+    if dialect == "sqlite":
+        return _with_sentinel(query, columns).sql(dialect=dialect)
     return query.sql(dialect=dialect)
+
+
+def _with_sentinel(query: exp.Select, columns: list[str]) -> exp.Union:
+    """Put a non-NULL text row first, marked by a SENTINEL column (removed by the reader).
+
+    connectorx types an SQLite expression column (our CASTs have no declared type) from its first
+    value and fails with "Cannot infer type from null" when that value is NULL.
+    """
+    first = exp.select(
+        *[exp.Literal.string("").as_(name, quoted=True) for name in columns],
+        exp.Literal.number(1).as_(SENTINEL),
+    )
+    return exp.union(first, query.select(exp.Literal.number(0)), distinct=False)
+
+
+def drop_sentinel(frame: pl.DataFrame) -> pl.DataFrame:
+    if SENTINEL not in frame.columns:
+        return frame
+    return frame.filter(pl.col(SENTINEL) == 0).drop(SENTINEL)

@@ -1,0 +1,18 @@
+"""Deterministic sample source data: hospital EMR databases plus claims / CPT landing files."""
+
+from .database import postgres_database_uri, sqlite_path
+from .generator import SAMPLE_HOSPITALS, HospitalProfile, TableCount, generate_sources
+from .mutate import mutate_sources
+from .reference_codes import CPT_CODES, ICD10_CODES
+
+__all__ = [
+    "CPT_CODES",
+    "ICD10_CODES",
+    "SAMPLE_HOSPITALS",
+    "HospitalProfile",
+    "TableCount",
+    "generate_sources",
+    "mutate_sources",
+    "postgres_database_uri",
+    "sqlite_path",
+]

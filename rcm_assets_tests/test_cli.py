@@ -1,0 +1,71 @@
+"""cli.py and the dagster CLI, run as a user runs them: real processes on a throwaway RCM_HOME."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance
+
+from rcm_assets_tests.conftest import Project
+
+BIN = Path(sys.executable).parent
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args, capture_output=True, text=True, env=os.environ.copy(), timeout=600
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_generate_then_run_prints_what_was_built(project: Project) -> None:
+    generated = _run(str(BIN / "rcm"), "generate", "--scale", "0.05", "--seed", "9")
+    assert "healthcare-rcm-hospital-b" in generated.stdout
+
+    result = _run(str(BIN / "rcm"), "run")
+
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["asset", "partition", "status", "rows", "seconds"]
+    built = [line.split() for line in lines if line.startswith("bronze/")]
+    assert len(built) == 10
+    assert all(parts[2] == "materialized" and int(parts[3].replace(",", "")) > 0 for parts in built)
+    assert "10 materialized, 0 failed or skipped" in result.stdout
+    logs = pl.read_delta(str(project.lake / "audit" / "load_logs"))
+    assert logs.height == 10
+    with DagsterInstance.get() as instance:  # the runs are kept for the UI
+        assert {run.tags.get("dagster/partition") for run in instance.get_runs()} == {
+            "hos-a",
+            "hos-b",
+        }
+
+
+def test_metadata_mistake_is_one_clear_line(project: Project) -> None:
+    project.edit_metadata("load_config.csv", "dbo.providers,Full", "dbo.providers,Fulll")
+
+    result = _run(str(BIN / "rcm"), "run", check=False)
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"rcm run: {project.metadata / 'load_config.csv'}, line 5, column loadtype" in (
+        result.stderr
+    )
+
+
+@pytest.mark.slow
+def test_dagster_cli_validates_and_materializes_one_partition(project: Project) -> None:
+    _run(str(BIN / "rcm"), "generate", "--scale", "0.05")
+    _run(str(BIN / "dagster"), "definitions", "validate", "-m", "rcm_assets.definitions")
+
+    _run(
+        str(BIN / "dagster"), "asset", "materialize", "-m", "rcm_assets.definitions",
+        "--select", "bronze/patients", "--partition", "hos-b",
+        "--config-json", '{"execution": {"config": {"in_process": {}}}}',
+    )  # fmt: skip
+
+    assert (project.lake / "bronze" / "hosb" / "patients").is_dir()
+    assert not (project.lake / "bronze" / "hosa" / "patients").exists()
