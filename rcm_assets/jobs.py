@@ -27,25 +27,29 @@ class Outcome:
 def plan_runs(
     defs: Definitions, partitions: Iterable[str] | None = None
 ) -> list[tuple[str | None, list[AssetKey]]]:
-    """(partition key or None, asset keys) per run, partitioned runs first."""
+    """(partition key or None, asset keys) per run, in dependency order.
+
+    A Dagster run needs one partitions definition shared by its assets, and a table that is
+    inactive for some datasource has fewer partitions than the others, so assets are grouped by
+    (partition key, the partition set they belong to).
+    """
     graph = defs.resolve_asset_graph()
     wanted = set(partitions) if partitions is not None else None
-    by_partition: dict[str, list[AssetKey]] = defaultdict(list)
-    unpartitioned: list[AssetKey] = []
+    runs: dict[tuple[str | None, tuple[str, ...]], list[AssetKey]] = defaultdict(list)
     for key in graph.toposorted_asset_keys:
         node = graph.get(key)
         if not node.is_materializable:
             continue
         if node.partitions_def is None:
-            unpartitioned.append(key)
+            runs[(None, ())].append(key)
             continue
-        for partition in node.partitions_def.get_partition_keys():
+        partition_set = tuple(node.partitions_def.get_partition_keys())
+        for partition in partition_set:
             if wanted is None or partition in wanted:
-                by_partition[partition].append(key)
-    runs: list[tuple[str | None, list[AssetKey]]] = sorted(by_partition.items())
-    if unpartitioned:
-        runs.append((None, unpartitioned))
-    return runs
+                runs[(partition, partition_set)].append(key)
+    partitioned = sorted((k, v) for k, v in runs.items() if k[0] is not None)
+    unpartitioned = [(None, runs[(None, ())])] if (None, ()) in runs else []
+    return [(partition, keys) for (partition, _), keys in partitioned] + unpartitioned
 
 
 def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Outcome]:

@@ -56,6 +56,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     home, metadata = tmp_path / "rcm", tmp_path / "metadata"
     shutil.copytree(REPO_ROOT / "metadata", metadata)
     home.mkdir()
+    (tmp_path / "dagster").mkdir()
     monkeypatch.setenv("RCM_HOME", str(home))
     monkeypatch.setenv("RCM_METADATA_DIR", str(metadata))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))

@@ -67,10 +67,18 @@ def audit_uri(lake: LakeResource) -> str:
     return lake.table_uri("audit", "load_logs")
 
 
+def _loaded_watermark(config: LoadConfig, lake: LakeResource) -> tuple[str | None, pl.DataFrame]:
+    """The highest watermark already in bronze and the rows that carry it (see high_watermark)."""
+    uri = bronze_uri(lake, config)
+    if config.loadtype is LoadType.FULL or not delta.exists(uri, lake.storage_options):
+        return None, pl.DataFrame()
+    return high_watermark(delta.scan(uri, lake.storage_options), config.watermark)
+
+
 def _extract(
-    config: LoadConfig, source: SourceDatabase, lake: LakeResource
-) -> tuple[str, pl.DataFrame, str | None]:
-    """Read the new rows from the source; return (query, rows, watermark before this load)."""
+    config: LoadConfig, source: SourceDatabase, since: str | None, loaded: pl.DataFrame
+) -> tuple[str, pl.DataFrame]:
+    """Read the rows at or above `since` from the source, minus those already `loaded`."""
     columns = source.columns(config.schema_name, config.table)
     clashes = sorted(set(columns) & set(LINEAGE_COLUMNS))
     if clashes:
@@ -78,17 +86,12 @@ def _extract(
             f"datasource {config.datasource}: {config.tablename} has column(s) "
             f"{', '.join(clashes)}, which bronze reserves for lineage"
         )
-    since, loaded = None, pl.DataFrame()
     watermark = config.watermark if config.loadtype is LoadType.INCREMENTAL else None
-    if watermark:
-        if watermark not in columns:
-            raise SourceError(
-                f"datasource {config.datasource}: watermark column {watermark!r} not found in "
-                f"{config.tablename} (columns: {', '.join(columns)})"
-            )
-        uri = bronze_uri(lake, config)
-        if delta.exists(uri, lake.storage_options):
-            since, loaded = high_watermark(delta.scan(uri, lake.storage_options), watermark)
+    if watermark and watermark not in columns:
+        raise SourceError(
+            f"datasource {config.datasource}: watermark column {watermark!r} not found in "
+            f"{config.tablename} (columns: {', '.join(columns)})"
+        )
     query = extract_query(
         source.dialect, config.schema_name, config.table, columns, watermark, since
     )
@@ -103,7 +106,7 @@ def _extract(
                 f"in the row with {columns[0]}={first[columns[0]]!r}; fix the source rows"
             )
         rows = drop_loaded(rows, loaded)
-    return query, rows, since
+    return query, rows
 
 
 def load_emr_table(
@@ -130,7 +133,8 @@ def load_emr_table(
     watermark = config.watermark if config.loadtype is LoadType.INCREMENTAL else None
     since = query = None
     try:
-        query, rows, since = _extract(config, source, lake)
+        since, loaded = _loaded_watermark(config, lake)
+        query, rows = _extract(config, source, since, loaded)
         high = high_watermark(rows.lazy(), watermark)[0] if watermark and rows.height else None
         high = high or since
         version = None
@@ -259,7 +263,7 @@ def build_emr_bronze_asset(
         config = configs[context.partition_key]
         source = emr_sources.open(metadata.databases[config.database], config.datasource)
         try:
-            load = load_emr_table(config, source, lake, context.run_id, context.log)
+            load = load_emr_table(config, source, lake, context.run.run_id, context.log)
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
         return MaterializeResult(metadata=_load_metadata(load))
