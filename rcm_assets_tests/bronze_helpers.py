@@ -1,15 +1,24 @@
-"""Helpers for bronze tests: run the graph through Dagster and read what landed."""
+"""Helpers for bronze tests: the sample sources on SQLite or PostgreSQL, runs, what landed."""
 
-import sqlite3
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 from dagster import DagsterInstance
+from deltalake import DeltaTable
 
 from rcm_assets.definitions import build_definitions
 from rcm_assets.jobs import Outcome, materialize_all
 from rcm_assets.metadata import load_metadata
-from rcm_assets.sample_data import sqlite_path
+from rcm_assets.sample_data import (
+    HospitalProfile,
+    TableCount,
+    mutate_sources,
+    postgres_database_uri,
+    sqlite_path,
+)
+from rcm_assets.sample_data.database import PostgresDatabase, SourceDatabase, open_sqlite
 from rcm_assets_tests.conftest import Project
 
 WATERMARKS = {
@@ -20,7 +29,57 @@ WATERMARKS = {
     ("hosa", "transactions"): "ModifiedDate",
     ("hosb", "transactions"): "ModifiedDate",
 }
-DATABASES = {"hosa": "healthcare-rcm-hospital-a", "hosb": "healthcare-rcm-hospital-b"}
+TABLES = ["departments", "encounters", "patients", "providers", "transactions"]
+
+
+@dataclass
+class Sources:
+    """The two sample hospitals' EMR databases behind a project, on either backend.
+
+    SQL given to `rows`/`execute` names tables as `{patients}` and parameters as `?`; both are
+    translated for the backend, so one test runs unchanged on SQLite and PostgreSQL.
+    """
+
+    project: Project
+    backend: str  # sqlite | postgres
+    hospitals: dict[str, HospitalProfile]  # targetpath -> the hospital behind it
+    server: str | None = None
+
+    def _open(self, target: str) -> SourceDatabase:
+        database = self.hospitals[target].database
+        if self.server:
+            return PostgresDatabase(postgres_database_uri(self.server, database))
+        return open_sqlite(sqlite_path(self.project.home, database))
+
+    def _sql(self, db: SourceDatabase, sql: str) -> str:
+        sql = re.sub(r"\{(\w+)\}", lambda m: db.table(m.group(1)), sql)
+        return sql.replace("?", db.placeholder)
+
+    def rows(self, target: str, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._open(target) as db:
+            return db.fetch_all(self._sql(db, sql), params)
+
+    def execute(self, target: str, sql: str, params: tuple = ()) -> None:
+        with self._open(target) as db:
+            db.execute(self._sql(db, sql), params)
+            db.commit()
+
+    def count(self, target: str, table: str) -> int:
+        return self.rows(target, f"SELECT COUNT(*) FROM {{{table}}}")[0][0]
+
+    def max_watermark(self, target: str, table: str) -> str:
+        column = WATERMARKS[(target, table)]
+        return self.rows(target, f'SELECT CAST(MAX("{column}") AS TEXT) FROM {{{table}}}')[0][0]
+
+    def mutate(self, seed: int) -> dict[tuple[str, str], TableCount]:
+        target_of = {profile.database: target for target, profile in self.hospitals.items()}
+        counts = mutate_sources(
+            self.project.home,
+            seed=seed,
+            target=self.server,
+            hospitals=list(self.hospitals.values()),
+        )
+        return {(target_of[c.database], c.table): c for c in counts}
 
 
 def run_all(instance: DagsterInstance, partitions: list[str] | None = None) -> list[Outcome]:
@@ -39,25 +98,5 @@ def audit_logs(project: Project) -> pl.DataFrame:
     return pl.read_delta(str(project.lake / "audit" / "load_logs"))
 
 
-def source(project: Project, target: str) -> sqlite3.Connection:
-    return sqlite3.connect(sqlite_path(project.home, DATABASES[target]))
-
-
-def source_rows(project: Project, target: str, sql: str) -> list[tuple]:
-    with source(project, target) as connection:
-        return connection.execute(sql).fetchall()
-
-
-def source_count(project: Project, target: str, table: str) -> int:
-    return source_rows(project, target, f'SELECT COUNT(*) FROM "{table}"')[0][0]
-
-
-def source_max_watermark(project: Project, target: str, table: str) -> str:
-    column = WATERMARKS[(target, table)]
-    return source_rows(project, target, f'SELECT MAX("{column}") FROM "{table}"')[0][0]
-
-
 def delta_version(path: Path) -> int:
-    from deltalake import DeltaTable
-
     return DeltaTable(str(path)).version()

@@ -3,14 +3,18 @@
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from rcm_assets.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from rcm_assets_tests.bronze_helpers import Sources
 
 POSTGRES_SERVER = os.environ.get(
     "RCM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -81,6 +85,51 @@ def sampled(project: Project, sample_sources: Path) -> Project:
     for folder in ("sources", "landing"):
         shutil.copytree(sample_sources / folder, project.home / folder)
     return project
+
+
+@pytest.fixture(scope="session")
+def postgres_templates(sample_sources: Path) -> tuple[str, tuple]:
+    """The sample hospitals generated once into template databases, cloned per test."""
+    from rcm_assets.sample_data import SAMPLE_HOSPITALS, generate_sources
+
+    server = postgres_or_skip()
+    templates = tuple(
+        replace(profile, database=f"rcmtest-template-{profile.database[-1]}")
+        for profile in SAMPLE_HOSPITALS
+    )
+    generate_sources(sample_sources / "pg", scale=SAMPLE_SCALE, seed=7, target=server,
+                     hospitals=templates)  # fmt: skip
+    return server, templates
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sources(request: pytest.FixtureRequest, project: Project, sample_sources: Path) -> "Sources":
+    """The sample hospitals behind a fresh project, on SQLite files or PostgreSQL databases."""
+    from rcm_assets.sample_data import SAMPLE_HOSPITALS, postgres_database_uri
+    from rcm_assets_tests.bronze_helpers import Sources
+
+    shutil.copytree(sample_sources / "landing", project.home / "landing")
+    if request.param == "sqlite":
+        shutil.copytree(sample_sources / "sources", project.home / "sources")
+        return Sources(
+            project, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True))
+        )
+    server, templates = request.getfixturevalue("postgres_templates")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    connection = psycopg2.connect(server)
+    connection.autocommit = True
+    hospitals = {}
+    with connection.cursor() as cursor:
+        for target, template, spec in zip(("hosa", "hosb"), templates, ("A", "B"), strict=True):
+            database = f"rcmtest-{target}"
+            cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            cursor.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template.database}"')
+            hospitals[target] = replace(template, database=database)
+            monkeypatch.setenv(
+                f"RCM_DB_URI_HOSPITAL_{spec}", postgres_database_uri(server, database)
+            )
+    connection.close()
+    return Sources(project, "postgres", hospitals, server)
 
 
 @pytest.fixture

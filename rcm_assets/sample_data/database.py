@@ -85,14 +85,20 @@ class SourceDatabase(ABC):
         self.execute(sql)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = self._cursor()
-        cur.execute(sql, tuple(params))
+        cur = self._run(sql, params)
         return cur.rowcount
 
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._run(sql, params).fetchall()
+
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
         cur = self._cursor()
-        cur.execute(sql, tuple(params))
-        return cur.fetchall()
+        # Without parameters psycopg2 must not %-format the statement.
+        if params:
+            cur.execute(sql, tuple(params))
+        else:
+            cur.execute(sql)
+        return cur
 
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self.fetch_all(sql, params)

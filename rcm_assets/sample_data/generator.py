@@ -699,11 +699,17 @@ def generate_sources(
     counts: list[TableCount] = []
     for profile in hospitals:
         plan = HospitalPlan.create(profile, scale=scale, seed=seed, defect_rate=defect_rate)
-        db = (
-            recreate_sqlite(sqlite_path(home, profile.database))
-            if target is None
-            else recreate_postgres(target, profile.database)
-        )
-        with db:
-            counts.extend(_generate_hospital(db, plan, claims_csv_path(home, profile), report))
+        claims_path = claims_csv_path(home, profile)
+        if target is not None:
+            with recreate_postgres(target, profile.database) as db:
+                counts.extend(_generate_hospital(db, plan, claims_path, report))
+            continue
+        path = sqlite_path(home, profile.database)
+        try:
+            with recreate_sqlite(path) as db:
+                counts.extend(_generate_hospital(db, plan, claims_path, report))
+        except BaseException:
+            # Written without a journal, so a half-built file would look valid but be garbage.
+            path.unlink(missing_ok=True)
+            raise
     return counts

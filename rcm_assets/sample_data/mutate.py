@@ -62,9 +62,8 @@ __all__ = ["mutate_sources"]
 _WATERMARK_GAP = 60  # first new watermark = current max + 1 minute
 _TEMP_TABLE = quote_ident("_rcm_mutation")
 _GENERIC_SPECIALIZATIONS = ("General Practitioner", "Nurse Practitioner", "Physician Assistant")
-_S_POOLS, _S_DEPARTMENTS, _S_PROVIDERS, _S_PATIENTS, _S_ENCOUNTERS, _S_TRANSACTIONS = range(
-    101, 107
-)
+# Separate from the generator's streams so a mutation never replays generated values.
+_S_POOLS, _S_PROVIDERS, _S_PATIENTS, _S_ENCOUNTERS, _S_TRANSACTIONS = range(101, 106)
 
 
 @dataclass(frozen=True)
@@ -349,17 +348,17 @@ def mutate_encounters(
         {"wm": "datetime"},
     )
     start = max_number(db, "encounters", "EncounterID", "ENC") + 1
-    new = new_encounter_rows(rng, start, patients, providers, ctx, marks[len(targets) :])
+    new = new_encounter_rows(ctx, rng, start, patients, providers, marks[len(targets) :])
     db.load(db.table("encounters"), new)
     return ctx.table_count("encounters", updated=updated, inserted=new.height), new
 
 
 def new_encounter_rows(
+    ctx: MutationContext,
     rng: np.random.Generator,
     start: int,
     patients: np.ndarray,
     providers: pl.DataFrame,
-    ctx: MutationContext,
     marks: np.ndarray,
 ) -> pl.DataFrame:
     n = len(marks)
