@@ -1,13 +1,21 @@
 """bronze/emr.py through the real Dagster machinery on real SQLite sources and Delta tables."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
 
 from rcm_assets.bronze import emr
+from rcm_assets.bronze.watermark import high_watermark
 from rcm_assets.definitions import build_definitions
 from rcm_assets.metadata import load_metadata
-from rcm_assets.sample_data import HospitalProfile, generate_sources
+from rcm_assets.sample_data import SAMPLE_HOSPITALS, HospitalProfile, generate_sources
 from rcm_assets_tests.bronze_helpers import (
     TABLES,
     WATERMARKS,
@@ -18,6 +26,7 @@ from rcm_assets_tests.bronze_helpers import (
     delta_version,
     run_all,
 )
+from rcm_assets_tests.conftest import Project
 
 ALL = {(f"bronze/{t}", ds) for t in TABLES for ds in ("hos-a", "hos-b")}
 
@@ -301,3 +310,52 @@ def test_crash_between_bronze_commit_and_audit_row_loses_and_duplicates_nothing(
         first,
         change.updated + change.inserted,
     ]
+
+
+@pytest.mark.slow
+def test_sigkill_during_bronze_write_leaves_table_and_watermark(
+    sampled: Project, instance: DagsterInstance
+) -> None:
+    """Kill `rcm run` while its transactions extract writes Delta files, before the commit."""
+    run_all(instance, ["hos-a"])
+    table = sampled.lake / "bronze" / "hosa" / "transactions"
+    version, before = delta_version(table), bronze(sampled, "hosa", "transactions").height
+    watermark = audit_logs(sampled).filter(pl.col("tablename") == "dbo.transactions")[
+        "watermark_max"
+    ]
+    sources = Sources(sampled, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True)))
+    inserted = 1_000 * before  # enough rows that writing the Delta files takes seconds
+    sources.execute(
+        "hosa",
+        """WITH RECURSIVE copies(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copies WHERE n < 1000)
+        INSERT INTO {transactions} SELECT 'NEW-' || n || '-' || "TransactionID", "EncounterID",
+        "PatientID", "ProviderID", "DeptID", "VisitDate", "ServiceDate", "PaidDate", "VisitType",
+        "Amount", "AmountType", "PaidAmount", "ClaimID", "PayorID", "ProcedureCode", "ICDCode",
+        "LineOfBusiness", "MedicaidID", "MedicareID", "InsertDate", '2026-03-01 00:00:00'
+        FROM {transactions} CROSS JOIN copies""",
+    )
+    existing = set(os.listdir(table))
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rcm"), "run", "--partition", "hos-a"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if set(os.listdir(table)) - existing:  # a data file is being written
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    assert process.wait() == -signal.SIGKILL, "the run ended before its bronze write started"
+
+    assert delta_version(table) == version
+    assert bronze(sampled, "hosa", "transactions").height == before
+    assert high_watermark(pl.scan_delta(str(table)), "ModifiedDate")[0] == watermark[0]
+
+    outcomes = run_all(instance, ["hos-a"])
+
+    loaded = next(o for o in outcomes if o.asset == "bronze/transactions")
+    assert loaded.rows == inserted
+    landed = bronze(sampled, "hosa", "transactions")
+    assert landed.height == before + inserted
+    assert landed.get_column("TransactionID").n_unique() == landed.height
