@@ -44,6 +44,33 @@ def test_generate_then_run_prints_what_was_built(project: Project) -> None:
         }
 
 
+def test_mutate_then_run_loads_only_the_change(project: Project) -> None:
+    _run(str(BIN / "rcm"), "generate", "--scale", "0.05")
+    _run(str(BIN / "rcm"), "run")
+
+    mutated = _run(str(BIN / "rcm"), "generate", "--mutate", "--seed", "4")
+    result = _run(str(BIN / "rcm"), "run")
+
+    changed = {
+        (line.split()[0], line.split()[1]): int(line.split()[3].replace(",", ""))
+        + int(line.split()[5].replace(",", ""))
+        for line in mutated.stdout.splitlines()
+        if " updated " in line
+    }
+    loaded = {
+        tuple(line.split()[:2]): int(line.split()[3].replace(",", ""))
+        for line in result.stdout.splitlines()
+        if line.startswith("bronze/")
+    }
+    assert (
+        loaded[("bronze/transactions", "hos-a")]
+        == changed[("healthcare-rcm-hospital-a", "transactions")]
+    )
+    assert (
+        loaded[("bronze/patients", "hos-b")] == changed[("healthcare-rcm-hospital-b", "patients")]
+    )
+
+
 def test_metadata_mistake_is_one_clear_line(project: Project) -> None:
     project.edit_metadata("load_config.csv", "dbo.providers,Full", "dbo.providers,Fulll")
 

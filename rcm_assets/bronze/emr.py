@@ -8,7 +8,7 @@ lineage columns, to `lake/bronze/<targetpath>/<table>` in one atomic Delta commi
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import polars as pl
@@ -41,18 +41,68 @@ from rcm_assets.resources.source_sql import extract_query
 class BronzeLoad:
     """What one partition load did; becomes asset metadata and the audit row."""
 
-    datasource: str
-    tablename: str
-    load_type: str
+    config: LoadConfig
     load_id: str
-    rows: int
-    watermark_column: str | None
-    watermark_from: str | None
-    watermark_max: str | None
-    query: str
+    run_id: str | None
+    loaded_at: datetime
     bronze_uri: str
-    bronze_version: int | None
-    duration_seconds: float
+    rows: int = 0
+    watermark_from: str | None = None
+    watermark_max: str | None = None
+    query: str = ""
+    bronze_version: int | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def watermark_column(self) -> str | None:
+        incremental = self.config.loadtype is LoadType.INCREMENTAL
+        return self.config.watermark if incremental else None
+
+    def audit_row(self, status: str, error: Exception | None = None) -> audit.LoadLog:
+        return audit.LoadLog(
+            data_source=self.config.datasource,
+            tablename=self.config.tablename,
+            numberofrowscopied=self.rows,
+            watermarkcolumnname=self.watermark_column,
+            loaddate=self.loaded_at,
+            load_id=self.load_id,
+            load_type=self.config.loadtype.value,
+            watermark_from=self.watermark_from,
+            watermark_max=self.watermark_max,
+            status=status,
+            run_id=self.run_id,
+            bronze_version=self.bronze_version,
+            duration_seconds=self.duration_seconds,
+            error=str(error) if error else None,
+        )
+
+    def commit_metadata(self) -> dict[str, object]:
+        return {
+            "operation": "load",
+            "load_id": self.load_id,
+            "run_id": self.run_id or "",
+            "datasource": self.config.datasource,
+            "table": self.config.tablename,
+            "load_type": self.config.loadtype.value,
+            "rows": self.rows,
+            "watermark_column": self.watermark_column or "",
+            "watermark_from": self.watermark_from or "",
+            "watermark_max": self.watermark_max or "",
+        }
+
+    def asset_metadata(self) -> dict[str, object]:
+        return {
+            "dagster/row_count": self.rows,
+            "load_type": self.config.loadtype.value,
+            "load_id": self.load_id,
+            "watermark_column": self.watermark_column or "",
+            "watermark_from": self.watermark_from or "(first load)",
+            "watermark_to": self.watermark_max or "",
+            "source_query": MetadataValue.md(f"```sql\n{self.query}\n```"),
+            "bronze_table": MetadataValue.path(self.bronze_uri),
+            "bronze_version": self.bronze_version if self.bronze_version is not None else -1,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
 
 
 def new_load_id(now: datetime) -> str:
@@ -123,122 +173,40 @@ def load_emr_table(
     """
     log = log or logging.getLogger(__name__)
     started, now = time.monotonic(), datetime.now(UTC)
-    load_id = new_load_id(now)
-    target, logs = bronze_uri(lake, config), audit_uri(lake)
-    options = lake.storage_options
+    target, logs, options = bronze_uri(lake, config), audit_uri(lake), lake.storage_options
+    load = BronzeLoad(config, new_load_id(now), run_id, now, target)
     for missing in audit.recover_missing(
         logs, target, config.datasource, config.tablename, options
     ):
         log.warning("Recovered the audit row of committed load %s", missing.load_id)
-    watermark = config.watermark if config.loadtype is LoadType.INCREMENTAL else None
-    since = query = None
     try:
         since, loaded = _loaded_watermark(config, lake)
+        load = replace(load, watermark_from=since, watermark_max=since)
         query, rows = _extract(config, source, since, loaded)
-        high = high_watermark(rows.lazy(), watermark)[0] if watermark and rows.height else None
-        high = high or since
-        version = None
+        if load.watermark_column and rows.height:
+            load = replace(load, watermark_max=high_watermark(rows.lazy(), config.watermark)[0])
+        load = replace(load, rows=rows.height, query=query)
         if rows.height:
-            version = delta.append(
-                target,
-                with_lineage(rows, config.datasource, load_id, now),
-                {
-                    "operation": "load",
-                    "load_id": load_id,
-                    "run_id": run_id or "",
-                    "datasource": config.datasource,
-                    "table": config.tablename,
-                    "load_type": config.loadtype.value,
-                    "rows": rows.height,
-                    "watermark_column": watermark or "",
-                    "watermark_from": since or "",
-                    "watermark_max": high or "",
-                },
-                options,
-            )
+            frame = with_lineage(rows, config.datasource, load.load_id, now)
+            version = delta.append(target, frame, load.commit_metadata(), options)
+            load = replace(load, bronze_version=version)
     except Exception as error:
-        audit.append_logs(
-            logs,
-            [_log(config, load_id, now, started, run_id, 0, since, since, None, "failed", error)],
-            options,
-        )
+        failed = replace(load, rows=0, duration_seconds=time.monotonic() - started)
+        audit.append_logs(logs, [failed.audit_row("failed", error)], options)
         raise
-    duration = time.monotonic() - started
-    audit.append_logs(
-        logs,
-        [_log(config, load_id, now, started, run_id, rows.height, since, high, version, "success")],
-        options,
-    )
+    load = replace(load, duration_seconds=time.monotonic() - started)
+    audit.append_logs(logs, [load.audit_row("success")], options)
     log.info(
         "%s %s: %d row(s) appended (%s, watermark %s → %s) in %.2fs",
         config.datasource,
         config.tablename,
-        rows.height,
+        load.rows,
         config.loadtype.value,
-        since,
-        high,
-        duration,
+        load.watermark_from,
+        load.watermark_max,
+        load.duration_seconds,
     )
-    return BronzeLoad(
-        datasource=config.datasource,
-        tablename=config.tablename,
-        load_type=config.loadtype.value,
-        load_id=load_id,
-        rows=rows.height,
-        watermark_column=watermark,
-        watermark_from=since,
-        watermark_max=high,
-        query=query,
-        bronze_uri=target,
-        bronze_version=version,
-        duration_seconds=duration,
-    )
-
-
-def _log(
-    config: LoadConfig,
-    load_id: str,
-    now: datetime,
-    started: float,
-    run_id: str | None,
-    rows: int,
-    since: str | None,
-    high: str | None,
-    version: int | None,
-    status: str,
-    error: Exception | None = None,
-) -> audit.LoadLog:
-    return audit.LoadLog(
-        data_source=config.datasource,
-        tablename=config.tablename,
-        numberofrowscopied=rows,
-        watermarkcolumnname=config.watermark,
-        loaddate=now,
-        load_id=load_id,
-        load_type=config.loadtype.value,
-        watermark_from=since,
-        watermark_max=high,
-        status=status,
-        run_id=run_id,
-        bronze_version=version,
-        duration_seconds=time.monotonic() - started,
-        error=str(error) if error else None,
-    )
-
-
-def _load_metadata(load: BronzeLoad) -> dict[str, object]:
-    return {
-        "dagster/row_count": load.rows,
-        "load_type": load.load_type,
-        "load_id": load.load_id,
-        "watermark_column": load.watermark_column or "",
-        "watermark_from": load.watermark_from or "(first load)",
-        "watermark_to": load.watermark_max or "",
-        "source_query": MetadataValue.md(f"```sql\n{load.query}\n```"),
-        "bronze_table": MetadataValue.path(load.bronze_uri),
-        "bronze_version": load.bronze_version if load.bronze_version is not None else -1,
-        "duration_seconds": round(load.duration_seconds, 3),
-    }
+    return load
 
 
 def build_emr_bronze_asset(
@@ -266,7 +234,7 @@ def build_emr_bronze_asset(
             load = load_emr_table(config, source, lake, context.run.run_id, context.log)
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
-        return MaterializeResult(metadata=_load_metadata(load))
+        return MaterializeResult(metadata=load.asset_metadata())
 
     return _bronze
 
