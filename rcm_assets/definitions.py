@@ -6,15 +6,26 @@ from dagster import Definitions
 
 from rcm_assets.audit_assets import build_audit_specs
 from rcm_assets.bronze.emr import build_emr_bronze_assets
+from rcm_assets.bronze.landing import build_landing_bronze_assets
 from rcm_assets.metadata import Metadata, load_metadata
-from rcm_assets.resources import EmrSourcesResource, LakeResource
+from rcm_assets.resources import EmrSourcesResource, LakeResource, LandingStoreResource
+from rcm_assets.schedules import build_emr_schedule
+from rcm_assets.sensors import build_landing_sensor
 
 
 def build_definitions(metadata: Metadata | None = None) -> Definitions:
     metadata = metadata or load_metadata()
+    emr_assets = build_emr_bronze_assets(metadata)
+    landing_assets = build_landing_bronze_assets(metadata)
     return Definitions(
-        assets=[*build_emr_bronze_assets(metadata), *build_audit_specs(metadata)],
-        resources={"lake": LakeResource(), "emr_sources": EmrSourcesResource()},
+        assets=[*emr_assets, *landing_assets, *build_audit_specs(metadata)],
+        sensors=[build_landing_sensor(metadata)],
+        schedules=[build_emr_schedule(metadata, emr_assets)],
+        resources={
+            "lake": LakeResource(),
+            "emr_sources": EmrSourcesResource(),
+            "landing": LandingStoreResource(),
+        },
     )
 
 

@@ -9,7 +9,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    PartitionsDefinition,
+)
 
 
 @dataclass(frozen=True)
@@ -24,32 +30,44 @@ class Outcome:
     message: str = ""
 
 
-def plan_runs(
-    defs: Definitions, partitions: Iterable[str] | None = None
+def group_runs(
+    assets: Iterable[tuple[AssetKey, PartitionsDefinition | None]],
+    partitions: Iterable[str] | None = None,
 ) -> list[tuple[str | None, list[AssetKey]]]:
-    """(partition key or None, asset keys) per run, in dependency order.
+    """(partition key or None, asset keys) per run, keeping the order the assets come in.
 
     A Dagster run needs one partitions definition shared by its assets, and a table that is
     inactive for some datasource has fewer partitions than the others, so assets are grouped by
-    (partition key, the partition set they belong to).
+    (partition key, the partition set they belong to). Unpartitioned assets run last, together.
     """
-    graph = defs.resolve_asset_graph()
     wanted = set(partitions) if partitions is not None else None
     runs: dict[tuple[str | None, tuple[str, ...]], list[AssetKey]] = defaultdict(list)
-    for key in graph.toposorted_asset_keys:
-        node = graph.get(key)
-        if not node.is_materializable:
-            continue
-        if node.partitions_def is None:
+    for key, partitions_def in assets:
+        if partitions_def is None:
             runs[(None, ())].append(key)
             continue
-        partition_set = tuple(node.partitions_def.get_partition_keys())
+        partition_set = tuple(partitions_def.get_partition_keys())
         for partition in partition_set:
             if wanted is None or partition in wanted:
                 runs[(partition, partition_set)].append(key)
     partitioned = sorted((k, v) for k, v in runs.items() if k[0] is not None)
-    unpartitioned = [(None, runs[(None, ())])] if (None, ()) in runs else []
+    unpartitioned = [(None, runs[(None, ())])] if (None, ()) in runs and wanted is None else []
     return [(partition, keys) for (partition, _), keys in partitioned] + unpartitioned
+
+
+def plan_runs(
+    defs: Definitions, partitions: Iterable[str] | None = None
+) -> list[tuple[str | None, list[AssetKey]]]:
+    """The runs that materialize every asset (or every asset of `partitions`)."""
+    graph = defs.resolve_asset_graph()
+    return group_runs(
+        (
+            (key, graph.get(key).partitions_def)
+            for key in graph.toposorted_asset_keys
+            if graph.get(key).is_materializable
+        ),
+        partitions,
+    )
 
 
 def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Outcome]:
@@ -57,7 +75,7 @@ def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Out
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         metadata = materialization.metadata
-        rows = metadata.get("dagster/row_count")
+        rows = metadata.get("rows_loaded") or metadata.get("dagster/row_count")
         seconds = metadata.get("duration_seconds")
         outcomes.append(
             Outcome(

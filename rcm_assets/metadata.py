@@ -7,13 +7,17 @@ column in the message, so a typo in a CSV never surfaces as a confusing run fail
 from __future__ import annotations
 
 import csv
+import fnmatch
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dagster._utils.schedules import is_valid_cron_string
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rcm_assets.errors import MetadataError
@@ -88,6 +92,73 @@ class ArchivePolicy(_Row):
     archive_after_days: Annotated[int, Field(ge=0)]
 
 
+class LandingTable(_Row):
+    """metadata/landing_tables.csv: a kind of landing file and the columns its header must have."""
+
+    table: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    folder: Annotated[str, Field(pattern=SLUG)]
+    key_column: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    normalise_headers: bool
+    columns: tuple[str, ...]
+    description: str = ""
+
+    @field_validator("normalise_headers", mode="before")
+    @classmethod
+    def _parse_flag(cls, value: str | bool) -> bool:
+        return _flag(value) if isinstance(value, str) else value
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _split_columns(cls, value: str | tuple) -> tuple:
+        names = tuple(value.split()) if isinstance(value, str) else value
+        if not names or not all(re.fullmatch(IDENTIFIER, name) for name in names):
+            raise ValueError("a space-separated list of plain column names is required")
+        if len(set(names)) != len(names):
+            raise ValueError("a column is listed twice")
+        return names
+
+
+class LandingFilePattern(_Row):
+    """metadata/landing_files.csv: which file names belong to a table (and to which datasource)."""
+
+    table: str
+    pattern: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.*?\[\]-]+$")]
+    datasource: Annotated[str | None, Field(pattern=SLUG)] = None
+
+    @field_validator("datasource", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.pattern)
+
+
+class Schedule(_Row):
+    """metadata/schedules.csv: when scheduled work runs."""
+
+    name: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    cron: str
+    timezone: str = "UTC"
+    description: str = ""
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        if not is_valid_cron_string(value):
+            raise ValueError(f"{value!r} is not a cron expression")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
 RowT = TypeVar("RowT", bound=_Row)
 
 
@@ -132,6 +203,9 @@ class Metadata:
     databases: dict[str, DatabaseSpec]
     load_configs: tuple[LoadConfig, ...]
     archive_policies: dict[str, ArchivePolicy]
+    landing_tables: dict[str, LandingTable]
+    landing_patterns: tuple[LandingFilePattern, ...]
+    schedules: dict[str, Schedule]
 
     @property
     def active_loads(self) -> tuple[LoadConfig, ...]:
@@ -143,6 +217,17 @@ class Metadata:
         for row in self.active_loads:
             tables[row.table][row.datasource] = row
         return dict(tables)
+
+    def patterns_for(self, table: str) -> tuple[LandingFilePattern, ...]:
+        return tuple(p for p in self.landing_patterns if p.table == table)
+
+    def landing_datasources(self, table: str) -> list[str]:
+        """The partitions of a landing table; empty when the table is not per datasource."""
+        return sorted({p.datasource for p in self.patterns_for(table) if p.datasource})
+
+    def match_landing_file(self, table: str, name: str) -> LandingFilePattern | None:
+        """The first pattern (in file order) that the file name matches."""
+        return next((p for p in self.patterns_for(table) if p.matches(name)), None)
 
     def archive_after_days(self, layer: str) -> int | None:
         policy = self.archive_policies.get(layer)
@@ -206,4 +291,49 @@ def load_metadata(folder: Path | None = None) -> Metadata:
     load_configs = _read_csv(load_config_path, LoadConfig)
     _check_load_configs(load_config_path, load_configs, databases)
     policies = {p.layer: p for p in _read_csv(folder / "archive_policy.csv", ArchivePolicy)}
-    return Metadata(folder, databases, tuple(load_configs), policies)
+    landing_tables = _unique(folder / "landing_tables.csv", LandingTable, "table")
+    patterns_path = folder / "landing_files.csv"
+    patterns = _read_csv(patterns_path, LandingFilePattern)
+    _check_landing_patterns(patterns_path, patterns, landing_tables)
+    schedules = _unique(folder / "schedules.csv", Schedule, "name")
+    return Metadata(
+        folder, databases, tuple(load_configs), policies, landing_tables, tuple(patterns), schedules
+    )
+
+
+def _unique(path: Path, model: type[RowT], key: str) -> dict[str, RowT]:
+    rows: dict[str, RowT] = {}
+    for row in _read_csv(path, model):
+        value = getattr(row, key)
+        if value in rows:
+            raise _fail(path, row, key, f"duplicate of line {rows[value].line}")
+        rows[value] = row
+    return rows
+
+
+def _check_landing_patterns(
+    path: Path, patterns: list[LandingFilePattern], tables: dict[str, LandingTable]
+) -> None:
+    per_datasource: dict[str, bool] = {}
+    for row in patterns:
+        if row.table not in tables:
+            raise _fail(path, row, "table", f"unknown table {row.table!r}; see landing_tables.csv")
+        partitioned = row.datasource is not None
+        if per_datasource.setdefault(row.table, partitioned) != partitioned:
+            raise _fail(
+                path,
+                row,
+                "datasource",
+                f"give every pattern of {row.table!r} a datasource, or none of them",
+            )
+    for name, table in tables.items():
+        if table.key_column not in table.columns:
+            raise MetadataError(
+                f"{path.with_name('landing_tables.csv')}, line {table.line}, column key_column: "
+                f"{table.key_column!r} is not one of the table's columns"
+            )
+        if name not in per_datasource:
+            raise MetadataError(
+                f"{path}: no file pattern for landing table {name!r} (landing_tables.csv, line "
+                f"{table.line})"
+            )

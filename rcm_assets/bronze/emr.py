@@ -52,6 +52,7 @@ class BronzeLoad:
     query: str = ""
     bronze_version: int | None = None
     duration_seconds: float = 0.0
+    table_rows: int = 0  # rows in the bronze table after the load
 
     @property
     def watermark_column(self) -> str | None:
@@ -92,7 +93,8 @@ class BronzeLoad:
 
     def asset_metadata(self) -> dict[str, object]:
         return {
-            "dagster/row_count": self.rows,
+            "dagster/row_count": self.table_rows,
+            "rows_loaded": self.rows,
             "load_type": self.config.loadtype.value,
             "load_id": self.load_id,
             "watermark_column": self.watermark_column or "",
@@ -195,6 +197,10 @@ def load_emr_table(
         audit.append_logs(logs, [failed.audit_row("failed", error)], options)
         raise
     load = replace(load, duration_seconds=time.monotonic() - started)
+    if delta.exists(target, options):
+        load = replace(
+            load, table_rows=delta.scan(target, options).select(pl.len()).collect().item()
+        )
     audit.append_logs(logs, [load.audit_row("success")], options)
     log.info(
         "%s %s: %d row(s) appended (%s, watermark %s → %s) in %.2fs",

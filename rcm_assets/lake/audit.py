@@ -31,6 +31,8 @@ LOAD_LOG_SCHEMA = pl.Schema(
         "bronze_version": pl.Int64,
         "duration_seconds": pl.Float64,
         "error": pl.String,
+        "source_file": pl.String,
+        "content_hash": pl.String,
     }
 )
 
@@ -51,6 +53,8 @@ class LoadLog:
     bronze_version: int | None
     duration_seconds: float | None
     error: str | None = None
+    source_file: str | None = None  # landing loads only
+    content_hash: str | None = None  # landing loads only: sha256 of the file
 
 
 def append_logs(uri: str, logs: list[LoadLog], storage_options: dict | None = None) -> None:
@@ -96,9 +100,13 @@ def recover_missing(
             run_id=meta.get("run_id") or None,
             bronze_version=commit["version"],
             duration_seconds=None,
+            source_file=meta.get("source_file") or None,
+            content_hash=meta.get("content_hash") or None,
         )
         for commit in delta.commits(bronze_uri, storage_options)
-        if (meta := commit["rcm"]).get("operation") == "load" and meta["load_id"] not in logged
+        if (meta := commit["rcm"]).get("operation") == "load"
+        and (meta.get("datasource"), meta.get("table")) == (datasource, table)
+        and meta["load_id"] not in logged
     ]
     append_logs(uri, missing, storage_options)
     return missing

@@ -2,5 +2,6 @@
 
 from rcm_assets.resources.emr_sources import EmrSourcesResource, SourceDatabase
 from rcm_assets.resources.lake import LakeResource
+from rcm_assets.resources.landing import LandingStoreResource
 
-__all__ = ["EmrSourcesResource", "LakeResource", "SourceDatabase"]
+__all__ = ["EmrSourcesResource", "LakeResource", "LandingStoreResource", "SourceDatabase"]

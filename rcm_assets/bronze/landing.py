@@ -1,0 +1,370 @@
+"""Bronze assets for landing files (claims, CPT codes), one per row of landing_tables.csv.
+
+A file is ingested once per content (sha256): its good rows are appended to
+`lake/bronze/<table>` with datasource, load id, source file and line number; its bad records go
+to `audit/rejected_rows`; then it moves to `landing/processed/<folder>/<load id>/`. A file that
+cannot be read at all moves to `landing/rejected/<folder>/<load id>/` with an `.error.txt`
+report beside it. The order of those writes makes a crash at any point safe to re-run: the
+content hash recorded with the bronze commit stops a second ingestion.
+"""
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    StaticPartitionsDefinition,
+    asset,
+)
+from pydantic import Field
+
+from rcm_assets.bronze.emr import audit_uri, new_load_id
+from rcm_assets.bronze.landing_csv import FileRejected, parse_landing_csv
+from rcm_assets.errors import RcmError
+from rcm_assets.lake import audit, delta
+from rcm_assets.metadata import LandingTable, Metadata
+from rcm_assets.resources import LakeResource
+from rcm_assets.resources.landing import LandingFile, LandingStoreResource, safe_relative
+
+REJECTED_ROWS_SCHEMA = pl.Schema(
+    {
+        "table": pl.String,
+        "datasource": pl.String,
+        "source_file": pl.String,
+        "line_number": pl.Int64,
+        "raw_text": pl.String,
+        "reason": pl.String,
+        "load_id": pl.String,
+        "content_hash": pl.String,
+        "rejected_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+
+class LandingRunConfig(Config):
+    files: list[str] = Field(
+        default_factory=list,
+        description="Landing paths to ingest (the sensor sets one); empty: every pending file "
+        "of the partition.",
+    )
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: str
+    status: str  # loaded | rejected | duplicate | missing
+    load_id: str
+    rows: int = 0
+    rejected_rows: int = 0
+    reason: str = ""
+    moved_to: str = ""
+
+
+def rejected_rows_uri(lake: LakeResource) -> str:
+    return lake.table_uri("audit", "rejected_rows")
+
+
+def _already_ingested(logs: pl.DataFrame, table: str, digest: str) -> bool:
+    return (
+        logs.filter(
+            (pl.col("tablename") == table)
+            & (pl.col("content_hash") == digest)
+            & pl.col("status").is_in(["success", "recovered"])
+        ).height
+        > 0
+    )
+
+
+def _record_rejected_rows(
+    lake: LakeResource, rows: pl.DataFrame, table: str, datasource: str | None, digest: str
+) -> None:
+    """Append rejected records once per file content, so a retried file adds no duplicates."""
+    uri = rejected_rows_uri(lake)
+    if delta.exists(uri, lake.storage_options):
+        done = delta.scan(uri, lake.storage_options).filter(pl.col("content_hash") == digest)
+        if done.select(pl.len()).collect().item():
+            return
+    delta.append(
+        uri, rows.cast(dict(REJECTED_ROWS_SCHEMA)), {"operation": "reject"}, lake.storage_options
+    )
+
+
+def ingest_landing_file(
+    table: LandingTable,
+    datasource: str | None,
+    file: LandingFile,
+    store: LandingStoreResource,
+    lake: LakeResource,
+    run_id: str | None = None,
+    log: logging.Logger | None = None,
+) -> FileOutcome:
+    log = log or logging.getLogger(__name__)
+    started, now = time.monotonic(), datetime.now(UTC)
+    load_id, options = new_load_id(now), lake.storage_options
+    bronze, logs_uri = lake.table_uri("bronze", table.table), audit_uri(lake)
+    source = datasource or "landing"
+    data = store.read_bytes(file.path)
+    digest = hashlib.sha256(data).hexdigest()
+    audit.recover_missing(logs_uri, bronze, source, table.table, options)
+
+    def record(status: str, rows: int = 0, version: int | None = None, error: str = "") -> None:
+        entry = audit.LoadLog(
+            data_source=source,
+            tablename=table.table,
+            numberofrowscopied=rows,
+            watermarkcolumnname=None,
+            loaddate=now,
+            load_id=load_id,
+            load_type="File",
+            watermark_from=None,
+            watermark_max=None,
+            status=status,
+            run_id=run_id,
+            bronze_version=version,
+            duration_seconds=time.monotonic() - started,
+            error=error or None,
+            source_file=file.path,
+            content_hash=digest,
+        )
+        audit.append_logs(logs_uri, [entry], options)
+
+    def move(folder: str) -> str:
+        destination = f"{folder}/{table.folder}/{load_id}/{file.name}"
+        store.move(file.path, destination)
+        return destination
+
+    if _already_ingested(audit.read_logs(logs_uri, options), table.table, digest):
+        record("duplicate", error="this content was already ingested")
+        destination = move("processed")
+        log.info("%s: content already ingested; moved to %s", file.path, destination)
+        return FileOutcome(file.path, "duplicate", load_id, moved_to=destination)
+    try:
+        parsed = parse_landing_csv(data, table)
+    except FileRejected as rejection:
+        destination = move("rejected")
+        store.write_text(
+            f"{destination}.error.txt",
+            f"file: {file.path}\nsha256: {digest}\nload_id: {load_id}\nrejected_at: "
+            f"{now.isoformat()}\nreason: {rejection}\n",
+        )
+        record("rejected", error=str(rejection))
+        log.error("%s rejected: %s; moved to %s", file.path, rejection, destination)
+        return FileOutcome(
+            file.path, "rejected", load_id, reason=str(rejection), moved_to=destination
+        )
+    if parsed.rejected.height:
+        _record_rejected_rows(
+            lake,
+            parsed.rejected.with_columns(
+                table=pl.lit(table.table),
+                datasource=pl.lit(datasource),
+                source_file=pl.lit(file.path),
+                load_id=pl.lit(load_id),
+                content_hash=pl.lit(digest),
+                rejected_at=pl.lit(now),
+            ),
+            table.table,
+            datasource,
+            digest,
+        )
+    version = None
+    if parsed.rows.height:
+        lineage = {"load_id": load_id, "ingested_at": now, "source_file": file.path}
+        if datasource:
+            lineage = {"datasource": datasource, **lineage}
+        rows = parsed.rows.with_columns(
+            [pl.lit(value).alias(name) for name, value in lineage.items()]
+        ).with_columns(pl.col("ingested_at").cast(pl.Datetime("us", "UTC")))
+        version = delta.append(
+            bronze,
+            rows,
+            {
+                "operation": "load",
+                "load_id": load_id,
+                "run_id": run_id or "",
+                "datasource": source,
+                "table": table.table,
+                "load_type": "File",
+                "rows": rows.height,
+                "source_file": file.path,
+                "content_hash": digest,
+            },
+            options,
+        )
+    record("success", parsed.rows.height, version)
+    destination = move("processed")
+    log.info(
+        "%s: %d row(s) loaded, %d rejected; moved to %s",
+        file.path,
+        parsed.rows.height,
+        parsed.rejected.height,
+        destination,
+    )
+    return FileOutcome(
+        file.path,
+        "loaded",
+        load_id,
+        parsed.rows.height,
+        parsed.rejected.height,
+        moved_to=destination,
+    )
+
+
+def files_to_ingest(
+    table: LandingTable,
+    datasource: str | None,
+    requested: list[str],
+    store: LandingStoreResource,
+    metadata: Metadata,
+) -> list[LandingFile | str]:
+    """The files for this partition: the requested ones (validated), else every pending one.
+
+    A requested file that is no longer there (another run took it) comes back as its path.
+    """
+    if not requested:
+        return [
+            file
+            for file in store.list_files(table.folder)
+            if (match := metadata.match_landing_file(table.table, file.name))
+            and match.datasource == datasource
+        ]
+    chosen: list[LandingFile | str] = []
+    for path in requested:
+        parts = safe_relative(path).parts
+        match = metadata.match_landing_file(table.table, parts[-1])
+        if len(parts) != 2 or parts[0] != table.folder or not match:
+            patterns = ", ".join(p.pattern for p in metadata.patterns_for(table.table))
+            raise RcmError(
+                f"{path!r} is not a {table.table} landing file: expected {table.folder}/<name> "
+                f"matching one of {patterns}"
+            )
+        if match.datasource != datasource:
+            raise RcmError(f"{path!r} belongs to partition {match.datasource}, not {datasource}")
+        chosen.append(store.stat(path) or path)
+    return chosen
+
+
+def _results(outcomes: list[FileOutcome], table_rows: int, seconds: float) -> MaterializeResult:
+    rejected_files = [o for o in outcomes if o.status == "rejected"]
+    rejected_rows = sum(o.rejected_rows for o in outcomes)
+    summary = "\n".join(
+        f"| {o.path} | {o.status} | {o.rows} | {o.rejected_rows} | {o.reason or o.moved_to} |"
+        for o in outcomes
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": table_rows,
+            "rows_loaded": sum(o.rows for o in outcomes),
+            "duration_seconds": round(seconds, 3),
+            "files": len(outcomes),
+            "rejected_rows": rejected_rows,
+            "rejected_files": len(rejected_files),
+            "load_ids": ", ".join(o.load_id for o in outcomes),
+            "file_outcomes": MetadataValue.md(
+                "| file | status | rows | rejected rows | reason / moved to |\n"
+                "|---|---|---|---|---|\n" + summary
+            )
+            if outcomes
+            else MetadataValue.md("no pending files"),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="no_rejected_rows",
+                passed=rejected_rows == 0,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"rejected_rows": rejected_rows, "table": "audit/rejected_rows"},
+            ),
+            AssetCheckResult(
+                check_name="no_rejected_files",
+                passed=not rejected_files,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "rejected_files": len(rejected_files),
+                    "reasons": MetadataValue.md(
+                        "\n".join(f"- `{o.path}`: {o.reason}" for o in rejected_files) or "none"
+                    ),
+                },
+            ),
+        ],
+    )
+
+
+def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> AssetsDefinition:
+    datasources = metadata.landing_datasources(table.table)
+    key = AssetKey(["bronze", table.table])
+
+    @asset(
+        key=key,
+        group_name="bronze",
+        partitions_def=StaticPartitionsDefinition(datasources) if datasources else None,
+        kinds={"polars", "delta", "csv"},
+        description=(
+            f"{table.description}: `landing/{table.folder}/` files ("
+            + ", ".join(
+                f"`{p.pattern}`" + (f" → {p.datasource}" if p.datasource else "")
+                for p in metadata.patterns_for(table.table)
+            )
+            + ") appended as text with load_id, source_file and line_number; bad records go to "
+            "audit/rejected_rows."
+        ),
+        check_specs=[
+            AssetCheckSpec(
+                "no_rejected_rows",
+                asset=key,
+                description="Every record of the ingested files landed "
+                "(rejects: audit/rejected_rows).",
+            ),
+            AssetCheckSpec(
+                "no_rejected_files",
+                asset=key,
+                description="No ingested file was rejected as a whole (see landing/rejected/).",
+            ),
+        ],
+    )
+    def _landing(
+        context: AssetExecutionContext,
+        config: LandingRunConfig,
+        lake: LakeResource,
+        landing: LandingStoreResource,
+    ) -> MaterializeResult:
+        started = time.monotonic()
+        datasource = context.partition_key if datasources else None
+        try:
+            files = files_to_ingest(table, datasource, config.files, landing, metadata)
+        except RcmError as error:
+            raise Failure(description=str(error), allow_retries=False) from None
+        outcomes = [
+            ingest_landing_file(
+                table, datasource, f, landing, lake, context.run.run_id, context.log
+            )
+            if isinstance(f, LandingFile)
+            else FileOutcome(f, "missing", "", reason="no longer in landing (already ingested?)")
+            for f in files
+        ]
+        bronze = lake.table_uri("bronze", table.table)
+        rows = 0
+        if delta.exists(bronze, lake.storage_options):
+            scan = delta.scan(bronze, lake.storage_options)
+            if datasource:
+                scan = scan.filter(pl.col("datasource") == datasource)
+            rows = scan.select(pl.len()).collect().item()
+        return _results(outcomes, rows, time.monotonic() - started)
+
+    return _landing
+
+
+def build_landing_bronze_assets(metadata: Metadata) -> list[AssetsDefinition]:
+    return [build_landing_bronze_asset(t, metadata) for t in metadata.landing_tables.values()]
