@@ -9,7 +9,7 @@ from rcm_assets.bronze.emr import build_emr_bronze_assets
 from rcm_assets.bronze.landing import build_landing_bronze_assets
 from rcm_assets.metadata import Metadata, load_metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, LandingStoreResource
-from rcm_assets.schedules import build_emr_schedule
+from rcm_assets.schedules import build_emr_schedules
 from rcm_assets.sensors import build_landing_sensor
 
 
@@ -20,7 +20,7 @@ def build_definitions(metadata: Metadata | None = None) -> Definitions:
     return Definitions(
         assets=[*emr_assets, *landing_assets, *build_audit_specs(metadata)],
         sensors=[build_landing_sensor(metadata)],
-        schedules=[build_emr_schedule(metadata, emr_assets)],
+        schedules=build_emr_schedules(metadata, emr_assets),
         resources={
             "lake": LakeResource(),
             "emr_sources": EmrSourcesResource(),

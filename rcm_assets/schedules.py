@@ -1,5 +1,8 @@
 """Schedules, timed by metadata/schedules.csv."""
 
+import re
+from collections import defaultdict
+
 from dagster import (
     AssetsDefinition,
     AssetSelection,
@@ -11,38 +14,66 @@ from dagster import (
 )
 
 from rcm_assets.errors import MetadataError
-from rcm_assets.jobs import group_runs
 from rcm_assets.metadata import Metadata
 
 EMR_SCHEDULE = "emr_incremental"
 
 
-def build_emr_schedule(
+def build_emr_schedules(
     metadata: Metadata, emr_assets: list[AssetsDefinition]
-) -> ScheduleDefinition:
-    """Every EMR bronze partition on the cron of the `emr_incremental` row, one run per group."""
+) -> list[ScheduleDefinition]:
+    """Every EMR bronze partition on the cron of the `emr_incremental` row.
+
+    A schedule's target must share one partitions definition, and a table inactive for some
+    datasource has fewer partitions, so assets are grouped by partition set: the largest group
+    is `emr_incremental_schedule`, any other gets its datasources as a suffix.
+    """
     if EMR_SCHEDULE not in metadata.schedules:
         raise MetadataError(f"{metadata.folder / 'schedules.csv'}: add a row named {EMR_SCHEDULE}")
     spec = metadata.schedules[EMR_SCHEDULE]
-    runs = group_runs((a.key, a.partitions_def) for a in emr_assets)
+    groups: dict[tuple[str, ...], list[AssetsDefinition]] = defaultdict(list)
+    for assets_def in emr_assets:
+        groups[tuple(assets_def.partitions_def.get_partition_keys())].append(assets_def)
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    names = [f"{EMR_SCHEDULE}_schedule"] + [
+        f"{EMR_SCHEDULE}_schedule__" + re.sub(r"\W", "_", "_".join(partitions))
+        for partitions, _ in ordered[1:]
+    ]
+    return [
+        _schedule(
+            name,
+            spec.cron,
+            spec.timezone,
+            spec.description,
+            partitions,
+            group,
+        )
+        for name, (partitions, group) in zip(names, ordered, strict=True)
+    ]
 
+
+def _schedule(
+    name: str,
+    cron: str,
+    timezone: str,
+    description: str,
+    partitions: tuple[str, ...],
+    assets: list[AssetsDefinition],
+) -> ScheduleDefinition:
     @schedule(
-        name=f"{EMR_SCHEDULE}_schedule",
-        cron_schedule=spec.cron,
-        execution_timezone=spec.timezone,
-        target=AssetSelection.assets(*[a.key for a in emr_assets]),
+        name=name,
+        cron_schedule=cron,
+        execution_timezone=timezone,
+        target=AssetSelection.assets(*[a.key for a in assets]),
         default_status=DefaultScheduleStatus.RUNNING,
-        description=spec.description,
+        description=f"{description} ({', '.join(a.key.to_user_string() for a in assets)})",
     )
     def emr_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]:
         tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+        keys = [a.key for a in assets]
         return [
-            RunRequest(
-                run_key=f"{tick}/{partition}/{len(keys)}",
-                partition_key=partition,
-                asset_selection=keys,
-            )
-            for partition, keys in runs
+            RunRequest(run_key=f"{tick}/{p}", partition_key=p, asset_selection=keys)
+            for p in partitions
         ]
 
     return emr_schedule

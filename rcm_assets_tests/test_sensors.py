@@ -1,0 +1,112 @@
+"""sensors.py with the real sensor machinery: build_sensor_context + evaluate_tick."""
+
+import json
+import os
+import time
+
+from dagster import DagsterInstance, build_sensor_context
+from dagster._core.definitions.sensor_definition import SensorExecutionData
+
+from rcm_assets.definitions import build_definitions
+from rcm_assets.metadata import load_metadata
+from rcm_assets.resources import LandingStoreResource
+from rcm_assets_tests.conftest import Project
+from rcm_assets_tests.landing_corpus import CLAIM_COLUMNS, claim
+
+
+def tick(instance: DagsterInstance, cursor: str | None = None) -> SensorExecutionData:
+    defs = build_definitions(load_metadata())
+    sensor = defs.resolve_sensor_def("landing_files_sensor")
+    with build_sensor_context(
+        instance_ref=instance.get_ref(),
+        cursor=cursor,
+        definitions=defs,
+        resources={"landing": LandingStoreResource()},
+    ) as context:
+        return sensor.evaluate_tick(context)
+
+
+def drop(project: Project, path: str, text: str) -> None:
+    local = project.home / "landing" / path
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text(text)
+
+
+def test_new_file_gives_one_run_for_its_partition(
+    project: Project, instance: DagsterInstance
+) -> None:
+    drop(project, "claims/hospital2_0101.csv", CLAIM_COLUMNS + "\n" + claim(1) + "\n")
+
+    result = tick(instance)
+
+    [request] = result.run_requests
+    assert request.partition_key == "hos-b"
+    assert [k.to_user_string() for k in request.asset_selection] == ["bronze/claims"]
+    assert request.run_config == {
+        "ops": {"bronze__claims": {"config": {"files": ["claims/hospital2_0101.csv"]}}}
+    }
+    assert request.run_key.startswith("claims/hospital2_0101.csv@")
+    assert json.loads(result.cursor) == {"claims/hospital2_0101.csv": request.run_key.split("@")[1]}
+
+
+def test_same_file_again_gives_nothing_and_a_changed_file_a_new_run(
+    project: Project, instance: DagsterInstance
+) -> None:
+    drop(project, "claims/hospital1_0101.csv", CLAIM_COLUMNS + "\n" + claim(1) + "\n")
+    first = tick(instance)
+
+    again = tick(instance, first.cursor)
+    assert not again.run_requests
+    assert "no new or changed landing files" in again.skip_message
+
+    time.sleep(0.01)
+    drop(project, "claims/hospital1_0101.csv", CLAIM_COLUMNS + "\n" + claim(2) + "\n")
+    changed = tick(instance, first.cursor)
+    [request] = changed.run_requests
+    assert request.partition_key == "hos-a"
+    assert request.run_key != first.run_requests[0].run_key
+
+
+def test_same_size_touched_file_is_a_new_version(
+    project: Project, instance: DagsterInstance
+) -> None:
+    drop(project, "claims/hospital1_a.csv", CLAIM_COLUMNS + "\n" + claim(1) + "\n")
+    first = tick(instance)
+    path = project.home / "landing" / "claims" / "hospital1_a.csv"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+    assert len(tick(instance, first.cursor).run_requests) == 1
+
+
+def test_unknown_file_name_is_skipped_with_a_reason(
+    project: Project, instance: DagsterInstance
+) -> None:
+    drop(project, "claims/payer_remit_0101.csv", "x\n")
+
+    result = tick(instance)
+
+    assert not result.run_requests
+    assert "claims/payer_remit_0101.csv: the name matches no claims pattern" in result.skip_message
+    assert "hospital1_*.csv" in result.skip_message
+
+
+def test_each_table_and_partition_gets_its_own_run(
+    project: Project, instance: DagsterInstance
+) -> None:
+    drop(project, "claims/hospital1_x.csv", CLAIM_COLUMNS + "\n")
+    drop(project, "claims/hospital2_x.csv", CLAIM_COLUMNS + "\n")
+    drop(project, "cptcodes/cpt.csv", "Procedure Code Category,CPT Codes\n")
+    drop(project, "processed/claims/old/hospital1_x.csv", "already done\n")
+
+    requests = tick(instance).run_requests
+
+    assert sorted((r.partition_key or "-", r.asset_selection[0].path[-1]) for r in requests) == [
+        ("-", "cpt_codes"),
+        ("hos-a", "claims"),
+        ("hos-b", "claims"),
+    ]
+
+
+def test_nothing_in_landing_skips(project: Project, instance: DagsterInstance) -> None:
+    assert tick(instance).skip_message == "no new or changed landing files"
