@@ -12,6 +12,7 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from rcm_assets.settings import REPO_ROOT
+from rcm_assets_tests.dagster_server import dagster_server_factory  # noqa: F401 (a fixture)
 
 if TYPE_CHECKING:
     from rcm_assets_tests.bronze_helpers import Sources

@@ -3,14 +3,19 @@
 import json
 import os
 import time
+from collections.abc import Callable
 
+import polars as pl
+import pytest
 from dagster import DagsterInstance, build_sensor_context
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from rcm_assets.definitions import build_definitions
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LandingStoreResource
+from rcm_assets_tests.bronze_helpers import run_all
 from rcm_assets_tests.conftest import Project
+from rcm_assets_tests.dagster_server import DagsterDevServer
 from rcm_assets_tests.landing_corpus import CLAIM_COLUMNS, claim
 
 
@@ -110,3 +115,46 @@ def test_each_table_and_partition_gets_its_own_run(
 
 def test_nothing_in_landing_skips(project: Project, instance: DagsterInstance) -> None:
     assert tick(instance).skip_message == "no new or changed landing files"
+
+
+RUNS_FOR_FILE = """
+query Runs($path: String!) {
+  runsOrError(filter: {tags: [{key: "rcm/landing_file", value: $path}]}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}
+"""
+
+
+@pytest.mark.slow
+def test_daemon_ingests_a_dropped_file_end_to_end(
+    sampled: Project,
+    instance: DagsterInstance,
+    dagster_server_factory: Callable[..., DagsterDevServer],
+) -> None:
+    """`dagster dev` on the sample data: a new claims file becomes exactly its rows in bronze."""
+    run_all(instance)  # the sample files are ingested first, so only the new file is pending
+    bronze = str(sampled.lake / "bronze" / "claims")
+    before = pl.scan_delta(bronze).filter(pl.col("datasource") == "hos-b").select(pl.len())
+    before_rows = before.collect().item()
+    server = dagster_server_factory()
+    server.wait_for_daemons()
+
+    rows = 25
+    staged = sampled.home / "landing" / "claims" / ".hospital2_late.csv.part"
+    staged.write_text("\n".join([CLAIM_COLUMNS, *(claim(n) for n in range(rows))]) + "\n")
+    staged.rename(staged.with_name("hospital2_late.csv"))  # appear whole, never half-written
+
+    def finished_run() -> dict | None:
+        runs = server.graphql(RUNS_FOR_FILE, {"path": "claims/hospital2_late.csv"})
+        results = runs["runsOrError"]["results"]
+        done = [r for r in results if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
+        return done[0] if done else None
+
+    run = server.wait_until(finished_run, timeout=180, what="the sensor's run to finish")
+
+    assert run["status"] == "SUCCESS", server.log_tail()
+    assert {"key": "dagster/partition", "value": "hos-b"} in run["tags"]
+    after = pl.scan_delta(bronze).filter(pl.col("datasource") == "hos-b").select(pl.len())
+    assert after.collect().item() == before_rows + rows
+    assert not (sampled.home / "landing" / "claims" / "hospital2_late.csv").exists()
