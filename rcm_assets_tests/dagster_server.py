@@ -2,7 +2,7 @@
 
 Usage::
 
-    with DagsterDevServer(env={"RCM_HOME": str(home)}) as server:
+    with DagsterDevServer(env={"RCM_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}) as server:
         server.graphql("query { assetNodes { assetKey { path } } }")
         run_id = server.launch_assets([["bronze", "patients"]], partition="hos-a")
         assert server.wait_for_run(run_id) == "SUCCESS"
@@ -36,9 +36,10 @@ FINISHED_RUN_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
 T = TypeVar("T")
 
-# `dagster dev` started from a non-interactive parent inherits SIGINT as ignored, and then it
-# also ignores SIGTERM (it forwards signals to its children through its SIGINT handling).
-# Restoring SIGINT's default before exec makes SIGTERM stop the whole tree in about 2 s.
+# `dagster dev` maps SIGTERM to whatever handles SIGINT (dagster._utils.interrupts). A parent
+# without job control (a background shell, some CI runners) starts it with SIGINT ignored, and
+# Python then keeps it ignored, so SIGTERM would be ignored too. Restoring SIGINT's default
+# before exec makes SIGTERM stop the whole tree in about 2 s.
 _SIGINT_DEFAULT_EXEC = (
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
     "os.execv(sys.argv[1], sys.argv[1:])"
@@ -54,7 +55,7 @@ query {
         loadStatus
         locationOrLoadError {
           __typename
-          ... on PythonError { message stack }
+          ... on PythonError { message stack errorChain { error { message stack } } }
         }
       }
     }
@@ -138,7 +139,7 @@ class DagsterDevServer:
         self.log_path = self.dagster_home / "dagster-dev.log"
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._client = httpx.Client(timeout=30.0)  # replaced on each start(); stop() closes it
+        self._client = httpx.Client(timeout=30.0)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -162,7 +163,8 @@ class DagsterDevServer:
         if not config.exists():
             config.write_text("telemetry:\n  enabled: false\n")
         self.port = free_port()
-        self._client = httpx.Client(timeout=30.0)
+        if self._client.is_closed:  # a restart after stop()
+            self._client = httpx.Client(timeout=30.0)
         dagster = Path(sys.executable).parent / "dagster"
         command = [
             sys.executable, "-c", _SIGINT_DEFAULT_EXEC, str(dagster), "dev",
@@ -210,8 +212,8 @@ class DagsterDevServer:
                 location = entry.get("locationOrLoadError") or {}
                 if location.get("__typename") == "PythonError":
                     raise DagsterServerError(
-                        f"code location {entry['name']} failed to load: "
-                        f"{location.get('message')}\n{''.join(location.get('stack') or [])}"
+                        f"code location {entry['name']} failed to load:\n"
+                        + _format_python_error(location)
                     )
                 last_state = f"location {entry['name']}: {entry['loadStatus']}"
             if entries and all(
@@ -236,10 +238,8 @@ class DagsterDevServer:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Children can outlive the leader (a run worker mid-step), so the group is always swept.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
@@ -252,8 +252,7 @@ class DagsterDevServer:
                 break
             if time.monotonic() > deadline:
                 raise DagsterServerError(
-                    f"process group {pgid} still has members after SIGKILL: "
-                    f"{_group_members(pgid)}"
+                    f"process group {pgid} still has members after SIGKILL: {_group_members(pgid)}"
                 )
             time.sleep(0.1)
         self._process = None
@@ -370,15 +369,24 @@ class DagsterDevServer:
             time.sleep(0.5)
 
 
+def _format_python_error(error: Mapping[str, Any]) -> str:
+    """A GraphQL PythonError as Python prints it: the root cause is usually in the chain."""
+    parts = [f"{error.get('message', '')}{''.join(error.get('stack') or [])}"]
+    for link in error.get("errorChain") or []:
+        cause = link["error"]
+        parts.append(f"caused by: {cause.get('message', '')}{''.join(cause.get('stack') or [])}")
+    return "\n".join(parts)
+
+
 def _group_members(pgid: int) -> list[str]:
-    """`pid state command` of each process still in the group, read from /proc."""
+    """`pid (command) state` of each process still in the group, read from /proc."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             text = stat.read_text()
             fields = text[text.rindex(")") + 2 :].split()
             if int(fields[2]) == pgid:
-                members.append(f"{stat.parent.name} {fields[0]} {text[: text.rindex(')') + 1]}")
+                members.append(f"{text[: text.rindex(')') + 1]} {fields[0]}")
     return members
 
 
