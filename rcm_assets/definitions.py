@@ -11,14 +11,17 @@ from rcm_assets.metadata import Metadata, load_metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, LandingStoreResource
 from rcm_assets.schedules import build_emr_schedules
 from rcm_assets.sensors import build_landing_sensor
+from rcm_assets.silver.assets import build_silver_assets
 
 
 def build_definitions(metadata: Metadata | None = None) -> Definitions:
     metadata = metadata or load_metadata()
     emr_assets = build_emr_bronze_assets(metadata)
     landing_assets = build_landing_bronze_assets(metadata)
+    silver_assets, silver_checks = build_silver_assets(metadata)
     return Definitions(
-        assets=[*emr_assets, *landing_assets, *build_audit_specs(metadata)],
+        assets=[*emr_assets, *landing_assets, *silver_assets, *build_audit_specs(metadata)],
+        asset_checks=silver_checks,
         sensors=[build_landing_sensor(metadata)],
         schedules=build_emr_schedules(metadata, emr_assets),
         resources={

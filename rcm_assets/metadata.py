@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster._utils.schedules import is_valid_cron_string
@@ -159,6 +159,111 @@ class Schedule(_Row):
         return value
 
 
+class ColumnType(StrEnum):
+    STRING = "string"
+    KEY = "key"  # `<source value>-<datasource>`, the surrogate key format of every entity
+    DATE = "date"
+    DATETIME = "datetime"
+    DECIMAL = "decimal"
+    INTEGER = "integer"
+
+
+class SilverKind(StrEnum):
+    SCD2 = "scd2"
+    FULL = "full"
+
+
+class SilverTable(_Row):
+    """metadata/silver_tables.csv: one common-data-model table and how it is kept."""
+
+    table: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    source: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    kind: SilverKind
+    key: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    order_by: Annotated[str | None, Field(pattern=rf"^{IDENTIFIER}$")] = None
+    retire_absent: bool = False
+    default_datasource: Annotated[str | None, Field(pattern=SLUG)] = None
+    description: str = ""
+
+    @field_validator("order_by", "default_datasource", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("retire_absent", mode="before")
+    @classmethod
+    def _parse_flag(cls, value: str | bool) -> bool:
+        return (_flag(value) if value.strip() else False) if isinstance(value, str) else value
+
+
+class SilverColumn(_Row):
+    """metadata/silver_columns.csv: a silver column, its type and the bronze column it comes from.
+
+    A row with a datasource overrides the source column for that datasource only.
+    """
+
+    table: str
+    column: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    type: ColumnType
+    source: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    datasource: Annotated[str | None, Field(pattern=SLUG)] = None
+    references: Annotated[str | None, Field(pattern=rf"^{IDENTIFIER}$")] = None
+    description: str = ""
+
+    @field_validator("datasource", "references", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+
+class RuleCheck(StrEnum):
+    NOT_NULL = "not_null"  # the column is null
+    NOT_TEXT_NULL = "not_text_null"  # the column is the text 'null', any case
+    NOT_BEFORE = "not_before"  # the first column is before the second
+    NOT_GREATER = "not_greater"  # the first column is greater than the second
+    NON_NEGATIVE = "non_negative"  # the column is below zero
+
+
+RULE_ARITY = {
+    RuleCheck.NOT_NULL: 1,
+    RuleCheck.NOT_TEXT_NULL: 1,
+    RuleCheck.NOT_BEFORE: 2,
+    RuleCheck.NOT_GREATER: 2,
+    RuleCheck.NON_NEGATIVE: 1,
+}
+
+
+class QualityRule(_Row):
+    """metadata/quality_rules.csv: a row-level rule; `quarantine` keeps the row out of gold."""
+
+    table: str
+    rule: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    check: RuleCheck
+    columns: tuple[str, ...]
+    action: Literal["quarantine", "flag"]
+    description: str = ""
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _split(cls, value: str | tuple) -> tuple:
+        return tuple(value.split()) if isinstance(value, str) else value
+
+
+class QualityThreshold(_Row):
+    """metadata/quality_thresholds.csv: when a silver asset check fails, and whether it blocks."""
+
+    table: str  # a silver table or `*`
+    check: Literal["quarantine_rate", "duplicate_current_keys", "orphan_rate"]
+    max_rate: Annotated[float, Field(ge=0, le=1)]
+    blocking: bool
+    description: str = ""
+
+    @field_validator("blocking", mode="before")
+    @classmethod
+    def _parse_flag(cls, value: str | bool) -> bool:
+        return _flag(value) if isinstance(value, str) else value
+
+
 RowT = TypeVar("RowT", bound=_Row)
 
 
@@ -206,6 +311,10 @@ class Metadata:
     landing_tables: dict[str, LandingTable]
     landing_patterns: tuple[LandingFilePattern, ...]
     schedules: dict[str, Schedule]
+    silver_tables: dict[str, SilverTable]
+    silver_columns: tuple[SilverColumn, ...]
+    quality_rules: tuple[QualityRule, ...]
+    quality_thresholds: tuple[QualityThreshold, ...]
 
     @property
     def active_loads(self) -> tuple[LoadConfig, ...]:
@@ -228,6 +337,26 @@ class Metadata:
     def match_landing_file(self, table: str, name: str) -> LandingFilePattern | None:
         """The first pattern (in file order) that the file name matches."""
         return next((p for p in self.patterns_for(table) if p.matches(name)), None)
+
+    def columns_of(self, table: str) -> list[SilverColumn]:
+        """A silver table's columns in order (the default rows, without per-datasource ones)."""
+        return [c for c in self.silver_columns if c.table == table and c.datasource is None]
+
+    def source_column(self, table: str, column: str, datasource: str | None) -> str:
+        for c in self.silver_columns:
+            if (c.table, c.column, c.datasource) == (table, column, datasource):
+                return c.source
+        return next(c.source for c in self.columns_of(table) if c.column == column)
+
+    def rules_of(self, table: str) -> list[QualityRule]:
+        return [r for r in self.quality_rules if r.table == table]
+
+    def threshold(self, table: str, check: str) -> QualityThreshold | None:
+        """The table's own threshold for a check, else the `*` one."""
+        matches = [
+            t for t in self.quality_thresholds if t.check == check and t.table in (table, "*")
+        ]
+        return min(matches, key=lambda t: t.table == "*", default=None)
 
     def archive_after_days(self, layer: str) -> int | None:
         policy = self.archive_policies.get(layer)
@@ -296,9 +425,98 @@ def load_metadata(folder: Path | None = None) -> Metadata:
     patterns = _read_csv(patterns_path, LandingFilePattern)
     _check_landing_patterns(patterns_path, patterns, landing_tables)
     schedules = _unique(folder / "schedules.csv", Schedule, "name")
+    silver_tables = _unique(folder / "silver_tables.csv", SilverTable, "table")
+    sources = {row.table for row in load_configs} | set(landing_tables)
+    silver_columns = _read_csv(folder / "silver_columns.csv", SilverColumn)
+    rules = _read_csv(folder / "quality_rules.csv", QualityRule)
+    thresholds = _read_csv(folder / "quality_thresholds.csv", QualityThreshold)
+    _check_silver(folder, silver_tables, sources, silver_columns, rules, thresholds)
     return Metadata(
-        folder, databases, tuple(load_configs), policies, landing_tables, tuple(patterns), schedules
+        folder,
+        databases,
+        tuple(load_configs),
+        policies,
+        landing_tables,
+        tuple(patterns),
+        schedules,
+        silver_tables,
+        tuple(silver_columns),
+        tuple(rules),
+        tuple(thresholds),
     )
+
+
+def _check_silver(
+    folder: Path,
+    tables: dict[str, SilverTable],
+    sources: set[str],
+    columns: list[SilverColumn],
+    rules: list[QualityRule],
+    thresholds: list[QualityThreshold],
+) -> None:
+    tables_path, columns_path = folder / "silver_tables.csv", folder / "silver_columns.csv"
+    defined: dict[str, set[str]] = defaultdict(set)
+    seen: dict[tuple[str, str, str | None], SilverColumn] = {}
+    for column in columns:
+        if column.table not in tables:
+            raise _fail(columns_path, column, "table", f"unknown silver table {column.table!r}")
+        if column.references and column.references not in tables:
+            raise _fail(
+                columns_path, column, "references", f"unknown silver table {column.references!r}"
+            )
+        identity = (column.table, column.column, column.datasource)
+        if identity in seen:
+            raise _fail(columns_path, column, "column", f"duplicate of line {seen[identity].line}")
+        seen[identity] = column
+        if column.datasource is None:
+            defined[column.table].add(column.column)
+    for column in columns:
+        if column.datasource and column.column not in defined[column.table]:
+            raise _fail(
+                columns_path,
+                column,
+                "column",
+                f"{column.column!r} overrides no default row of {column.table!r}",
+            )
+    for table in tables.values():
+        if table.source not in sources:
+            raise _fail(tables_path, table, "source", f"unknown bronze table {table.source!r}")
+        for attribute in ("key", "order_by"):
+            name = getattr(table, attribute)
+            if name and name not in defined[table.table]:
+                raise _fail(
+                    tables_path,
+                    table,
+                    attribute,
+                    f"{name!r} is not a column of {table.table} in silver_columns.csv",
+                )
+    rules_path = folder / "quality_rules.csv"
+    for rule in rules:
+        if rule.table not in tables:
+            raise _fail(rules_path, rule, "table", f"unknown silver table {rule.table!r}")
+        if len(rule.columns) != RULE_ARITY[rule.check]:
+            raise _fail(
+                rules_path,
+                rule,
+                "columns",
+                f"{rule.check.value} takes {RULE_ARITY[rule.check]} column(s)",
+            )
+        unknown = [name for name in rule.columns if name not in defined[rule.table]]
+        if unknown:
+            raise _fail(
+                rules_path,
+                rule,
+                "columns",
+                f"{', '.join(unknown)} not a column of {rule.table} in silver_columns.csv",
+            )
+    for threshold in thresholds:
+        if threshold.table != "*" and threshold.table not in tables:
+            raise _fail(
+                folder / "quality_thresholds.csv",
+                threshold,
+                "table",
+                f"unknown silver table {threshold.table!r}",
+            )
 
 
 def _unique(path: Path, model: type[RowT], key: str) -> dict[str, RowT]:

@@ -30,13 +30,32 @@ def append(
     frame: pl.DataFrame,
     commit_metadata: Mapping[str, Any],
     storage_options: Mapping[str, str] | None = None,
+    partition_by: list[str] | None = None,
 ) -> int:
     """Append in one atomic commit (new columns merge into the schema); return the new version."""
+    options = {"schema_mode": "merge", "commit_properties": _commit(commit_metadata)}
+    if partition_by and not exists(uri, storage_options):
+        options["partition_by"] = partition_by
+    frame.write_delta(
+        uri, mode="append", storage_options=dict(storage_options or {}), delta_write_options=options
+    )
+    return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
+
+
+def overwrite_where(
+    uri: str,
+    frame: pl.DataFrame,
+    predicate: str,
+    commit_metadata: Mapping[str, Any],
+    storage_options: Mapping[str, str] | None = None,
+) -> int:
+    """Replace the rows matching `predicate` with `frame` in one atomic commit."""
     frame.write_delta(
         uri,
-        mode="append",
+        mode="overwrite",
         storage_options=dict(storage_options or {}),
         delta_write_options={
+            "predicate": predicate,
             "schema_mode": "merge",
             "commit_properties": _commit(commit_metadata),
         },

@@ -1,0 +1,390 @@
+"""SCD type 2 merge of one datasource's batch into a silver Delta table.
+
+Changes are worked out in Polars against the current rows of the one datasource, so an unchanged
+batch writes nothing (no Delta commit). What did change goes to delta-rs as ONE merge over a
+"staged union" source, so closing the old versions and inserting the new ones is atomic:
+
+- a changed key comes twice: once with `__merge_key` = key (matches the current row, which is
+  closed) and once with `__merge_key` NULL (never matches, inserted as the new current version);
+- a new key comes once with a NULL `__merge_key`;
+- a key absent from a full snapshot (`retire_absent=True`) comes once with its `__merge_key`, so
+  its current row is closed and nothing is inserted.
+
+Every target predicate is scoped to the datasource and to current rows: a load of one hospital
+never touches another's rows, nor history. A new table is partitioned by `datasource`, so a merge
+rewrites only the loading hospital's files.
+
+Contract: loads of one datasource arrive in `loaded_at` order (an earlier `loaded_at` than a
+current version's `valid_from` is refused), and the table's own dtypes win (batch columns are
+cast to them, failing loudly when they cannot be).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+
+import polars as pl
+from deltalake import DeltaTable
+
+from rcm_assets.lake import delta
+
+DATASOURCE = "datasource"
+SCD2_COLUMNS = ("is_current", "valid_from", "valid_to", "inserted_at", "modified_at")
+TIMESTAMP = pl.Datetime("us", "UTC")
+
+# Helper columns (staged merge source, change detection) start with "__", which batch columns
+# therefore may not; the merge never inserts them into the target.
+_HELPER_PREFIX = "__"
+_MERGE_KEY = "__merge_key"
+_LOADED_AT = "__loaded_at"
+_IN_TABLE = "__in_table"
+_CURRENT = "__current"
+_CHANGED = "__changed"
+_NEW = "__new"
+
+CONSUMED_LOAD_IDS = "consumed_load_ids"
+_RESERVED_METADATA = ("operation", "inserted", "closed", "retired", "unchanged")
+
+
+@dataclass(frozen=True)
+class MergeStats:
+    """What one `scd2_merge` call did to the table."""
+
+    inserted: int  # new current versions written (new keys + changed keys)
+    closed: int  # current versions closed because the key changed
+    retired: int  # current versions closed because the key vanished from a full snapshot
+    unchanged: int  # batch keys whose current version is identical
+    version: int | None  # Delta version written, None when nothing changed (no commit at all)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    new_versions: pl.DataFrame  # latest batch rows of new and changed keys
+    closed_keys: pl.Series  # keys whose current version ends because it changed
+    retired_keys: pl.Series  # keys whose current version ends because the key vanished
+    unchanged: int
+
+    @property
+    def is_empty(self) -> bool:
+        return (
+            self.new_versions.is_empty() and (self.closed_keys.len() + self.retired_keys.len()) == 0
+        )
+
+    def stats(self, version: int | None) -> MergeStats:
+        return MergeStats(
+            inserted=self.new_versions.height,
+            closed=self.closed_keys.len(),
+            retired=self.retired_keys.len(),
+            unchanged=self.unchanged,
+            version=version,
+        )
+
+
+def scd2_merge(
+    uri: str,
+    batch: pl.DataFrame,
+    *,
+    key: str,
+    datasource: str,
+    compare: list[str],
+    order_by: list[str],
+    loaded_at: datetime,
+    commit_metadata: Mapping[str, object],
+    retire_absent: bool = False,
+    storage_options: Mapping[str, str] | None = None,
+) -> MergeStats:
+    """Merge one datasource's batch into an SCD2 Delta table in at most one commit.
+
+    `batch` holds the surrogate `key`, `datasource`, the attribute columns and the `order_by`
+    columns; all of them are stored. A key repeated in the batch keeps its last row by `order_by`
+    (NULLs first, i.e. oldest), the whole row breaking remaining ties, so the outcome does not
+    depend on row order. A key is changed when any `compare` column differs NULL-safely from its
+    current version; other columns (e.g. the load id) changing alone make no new version.
+
+    `loaded_at` becomes `valid_from`, `inserted_at` and `modified_at` of new versions and
+    `valid_to` and `modified_at` of closed ones. `commit_metadata` is stored as `rcm.<key>` with
+    `rcm.datasource` and the counts; a `consumed_load_ids` iterable is stored comma-separated
+    (see `consumed_load_ids`). With `retire_absent` the batch is a full snapshot: current keys of
+    this datasource that it lacks are closed (an empty snapshot closes them all). A batch column
+    the table lacks is added to the schema (NULL in older rows) when the merge commits.
+    """
+    _check_batch(batch, key, datasource, [*compare, *order_by], loaded_at)
+    metadata = _merge_metadata(commit_metadata, datasource)
+    latest = _latest_per_key(batch, key, order_by)
+    options = dict(storage_options or {})
+    if not delta.exists(uri, options):
+        return _create(uri, latest, loaded_at, metadata, options)
+
+    table = DeltaTable(uri, storage_options=options)
+    # Scanning the DeltaTable object pins the snapshot the merge later commits against, so a
+    # concurrent writer surfaces as a commit conflict rather than as a stale change set.
+    target_schema = pl.scan_delta(table).collect_schema()
+    latest = _cast_to(latest, target_schema)
+    current = _current_versions(table, key, datasource, compare, latest.schema)
+    _check_time_moves_forward(current, loaded_at, datasource)
+    plan = _plan(latest, current, key, compare, retire_absent)
+    if plan.is_empty:
+        return plan.stats(version=None)
+
+    source, columns = _staged_source(plan, key, target_schema, loaded_at)
+    _execute_merge(
+        table,
+        source,
+        key=key,
+        datasource=datasource,
+        columns=columns,
+        evolve_schema=len(columns) > len(target_schema),
+        metadata={**metadata, **_counts(plan.stats(version=None))},
+    )
+    return plan.stats(version=table.version())
+
+
+def consumed_load_ids(
+    uri: str, datasource: str, storage_options: Mapping[str, str] | None = None
+) -> set[str]:
+    """Load ids recorded as consumed by this table's commits for one datasource.
+
+    Read from the commits' `rcm.consumed_load_ids` (comma-separated) next to `rcm.datasource`.
+    Only commits still in the Delta log count: log cleanup after a checkpoint forgets older ones,
+    and a restore does not remove the ids of the commits it reverted.
+    """
+    if not delta.exists(uri, storage_options):
+        return set()
+    consumed: set[str] = set()
+    for commit in delta.commits(uri, storage_options):
+        recorded = commit["rcm"]
+        if recorded.get(DATASOURCE) == datasource and recorded.get(CONSUMED_LOAD_IDS):
+            consumed.update(filter(None, recorded[CONSUMED_LOAD_IDS].split(",")))
+    return consumed
+
+
+def _check_batch(
+    batch: pl.DataFrame, key: str, datasource: str, needed: list[str], loaded_at: datetime
+) -> None:
+    missing = sorted({key, DATASOURCE, *needed} - set(batch.columns))
+    if missing:
+        raise ValueError(f"batch lacks columns {missing}")
+    reserved = sorted(
+        name for name in batch.columns if name in SCD2_COLUMNS or name.startswith(_HELPER_PREFIX)
+    )
+    if reserved:
+        raise ValueError(f"batch must not carry SCD2 or '__' helper columns {reserved}")
+    if key in needed:
+        raise ValueError(f"{key} is the merge key, not a compare or order column")
+    if batch.get_column(key).null_count():
+        raise ValueError(f"batch has NULL {key} values")
+    foreign = batch.filter(pl.col(DATASOURCE).ne_missing(datasource)).height
+    if foreign:
+        raise ValueError(f"{foreign} batch rows are not of datasource {datasource!r}")
+    if loaded_at.tzinfo is None:
+        raise ValueError("loaded_at must be timezone-aware")
+
+
+def _merge_metadata(commit_metadata: Mapping[str, object], datasource: str) -> dict[str, object]:
+    clashing = sorted(set(commit_metadata) & set(_RESERVED_METADATA))
+    if clashing:
+        raise ValueError(f"commit_metadata keys {clashing} are written by scd2_merge itself")
+    if commit_metadata.get(DATASOURCE, datasource) != datasource:
+        raise ValueError(f"commit_metadata datasource differs from {datasource!r}")
+    metadata = {**commit_metadata, "operation": "scd2_merge", DATASOURCE: datasource}
+    load_ids = metadata.get(CONSUMED_LOAD_IDS)
+    if isinstance(load_ids, Iterable) and not isinstance(load_ids, str):
+        metadata[CONSUMED_LOAD_IDS] = _join_load_ids(load_ids)
+    return metadata
+
+
+def _join_load_ids(load_ids: Iterable[object]) -> str:
+    ids = sorted({str(load_id) for load_id in load_ids})
+    if any("," in load_id for load_id in ids):
+        raise ValueError("load ids must not contain commas")
+    return ",".join(ids)
+
+
+def _counts(stats: MergeStats) -> dict[str, int]:
+    return {name: value for name, value in asdict(stats).items() if name != "version"}
+
+
+def _latest_per_key(batch: pl.DataFrame, key: str, order_by: list[str]) -> pl.DataFrame:
+    """The last row per key by `order_by`, the whole row as final tie-break."""
+    duplicated = batch.get_column(key).is_duplicated()
+    if not duplicated.any():
+        return batch
+    tie_break = [column for column in batch.columns if column not in order_by]
+    winners = (
+        batch.filter(duplicated)
+        .sort([*order_by, *tie_break], nulls_last=False, maintain_order=True)
+        .unique(subset=key, keep="last", maintain_order=True)
+    )
+    return pl.concat([batch.filter(~duplicated), winners])
+
+
+def _with_scd2_columns(frame: pl.DataFrame, loaded_at: datetime) -> pl.DataFrame:
+    at = pl.lit(loaded_at, dtype=TIMESTAMP)
+    return frame.with_columns(
+        is_current=pl.lit(True),
+        valid_from=at,
+        valid_to=pl.lit(None, dtype=TIMESTAMP),
+        inserted_at=at,
+        modified_at=at,
+    )
+
+
+def _create(
+    uri: str,
+    latest: pl.DataFrame,
+    loaded_at: datetime,
+    metadata: Mapping[str, object],
+    storage_options: dict[str, str],
+) -> MergeStats:
+    stats = MergeStats(inserted=latest.height, closed=0, retired=0, unchanged=0, version=None)
+    if latest.is_empty():
+        return stats
+    _with_scd2_columns(latest, loaded_at).write_delta(
+        uri,
+        mode="append",
+        storage_options=storage_options,
+        delta_write_options={
+            "partition_by": [DATASOURCE],
+            "commit_properties": delta._commit({**metadata, **_counts(stats)}),
+        },
+    )
+    return replace(stats, version=DeltaTable(uri, storage_options=storage_options).version())
+
+
+def _cast_to(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    return frame.cast({name: schema[name] for name in frame.columns if name in schema})
+
+
+def _current_versions(
+    table: DeltaTable, key: str, datasource: str, compare: list[str], batch_schema: pl.Schema
+) -> pl.DataFrame:
+    """Key, `compare` columns and `valid_from` of the datasource's current rows.
+
+    A compare column the table lacks yet reads as NULL, so a value in the batch is a change.
+    """
+    scan = pl.scan_delta(table)
+    stored = scan.collect_schema()
+    columns = [
+        pl.col(name) if name in stored else pl.lit(None, dtype=batch_schema[name]).alias(name)
+        for name in compare
+    ]
+    return (
+        scan.filter(pl.col(DATASOURCE) == datasource, pl.col("is_current"))
+        .select(pl.col(key), *columns, pl.col("valid_from"))
+        .collect()
+    )
+
+
+def _check_time_moves_forward(current: pl.DataFrame, loaded_at: datetime, datasource: str) -> None:
+    latest_start = current.get_column("valid_from").max()
+    if latest_start is not None and loaded_at < latest_start:
+        raise ValueError(
+            f"loaded_at {loaded_at.isoformat()} precedes the current versions of {datasource!r} "
+            f"(valid from {latest_start}); loads must arrive in loaded_at order"
+        )
+
+
+def _plan(
+    latest: pl.DataFrame,
+    current: pl.DataFrame,
+    key: str,
+    compare: list[str],
+    retire_absent: bool,
+) -> _Plan:
+    stored = current.drop("valid_from").with_columns(pl.lit(True).alias(_IN_TABLE))
+    joined = latest.join(stored, on=key, how="left", suffix=_CURRENT)
+    in_table = pl.col(_IN_TABLE).fill_null(False)
+    differs = pl.any_horizontal(
+        pl.col(name).ne_missing(pl.col(f"{name}{_CURRENT}")) for name in compare
+    )
+    joined = joined.with_columns((in_table & differs).alias(_CHANGED), (~in_table).alias(_NEW))
+    retired = (
+        current.join(latest, on=key, how="anti").get_column(key)
+        if retire_absent
+        else current.get_column(key).clear()
+    )
+    new_versions = joined.filter(pl.col(_CHANGED) | pl.col(_NEW))
+    return _Plan(
+        new_versions=new_versions.select(latest.columns),
+        closed_keys=joined.filter(_CHANGED).get_column(key),
+        retired_keys=retired,
+        unchanged=joined.height - new_versions.height,
+    )
+
+
+def _staged_source(
+    plan: _Plan, key: str, target_schema: pl.Schema, loaded_at: datetime
+) -> tuple[pl.DataFrame, list[str]]:
+    """The merge source and the target columns it inserts (the table's plus new batch columns)."""
+    new_versions = _with_scd2_columns(plan.new_versions, loaded_at).with_columns(
+        pl.lit(None, dtype=plan.new_versions.schema[key]).alias(_MERGE_KEY)
+    )
+    # Ending rows carry only the merge key: with schema evolution delta-rs also fills the new
+    # columns of *updated* rows from the source, and the closed versions must keep NULL there.
+    endings = pl.concat([plan.closed_keys, plan.retired_keys]).rename(_MERGE_KEY).to_frame()
+    staged = pl.concat([new_versions, endings], how="diagonal")
+    added = [name for name in new_versions.columns if name not in (*target_schema, _MERGE_KEY)]
+    # Every target column is in the source, typed: with schema evolution delta-rs looks up each
+    # assigned target column in the source too, and fails on a missing one.
+    typed = [
+        pl.col(name) if name in staged.columns else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in target_schema.items()
+    ]
+    source = staged.select(
+        *typed,
+        *added,
+        pl.col(_MERGE_KEY),
+        pl.lit(loaded_at, dtype=TIMESTAMP).alias(_LOADED_AT),
+    )
+    return source, [*target_schema, *added]
+
+
+def _quote(identifier: str) -> str:
+    # Quoted identifiers keep their case in DataFusion SQL; unquoted ones are lowercased.
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _execute_merge(
+    table: DeltaTable,
+    source: pl.DataFrame,
+    *,
+    key: str,
+    datasource: str,
+    columns: list[str],
+    evolve_schema: bool,
+    metadata: Mapping[str, object],
+) -> None:
+    predicate = (
+        f"t.{_quote(key)} = s.{_quote(_MERGE_KEY)}"
+        f" AND t.{_quote(DATASOURCE)} = {_literal(datasource)}"
+        f" AND t.{_quote('is_current')}"
+    )
+    loaded_at = f"s.{_quote(_LOADED_AT)}"
+    (
+        table.merge(
+            source,
+            predicate=predicate,
+            source_alias="s",
+            target_alias="t",
+            merge_schema=evolve_schema,
+            commit_properties=delta._commit(metadata),
+        )
+        .when_matched_update(
+            updates={
+                _quote("is_current"): "false",
+                _quote("valid_to"): loaded_at,
+                _quote("modified_at"): loaded_at,
+            }
+        )
+        .when_not_matched_insert(
+            updates={_quote(name): f"s.{_quote(name)}" for name in columns},
+            predicate=f"s.{_quote(_MERGE_KEY)} IS NULL",
+        )
+        .execute()
+    )

@@ -1,0 +1,383 @@
+"""Silver assets: one factory builds every table of metadata/silver_tables.csv.
+
+Each run reads only the bronze loads this silver table has not consumed yet (the consumed load
+ids are recorded in the same Delta commit as the merge, so a crash can neither lose nor repeat a
+load), maps them to the common data model, flags quarantine, and merges per datasource: SCD2
+tables through `lake.scd2.scd2_merge`, full tables by replacing that datasource's rows.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+    asset_check,
+)
+
+from rcm_assets.bronze.emr import bronze_uri
+from rcm_assets.lake import delta
+from rcm_assets.lake.scd2 import consumed_load_ids, scd2_merge
+from rcm_assets.metadata import Metadata, SilverKind, SilverTable
+from rcm_assets.resources import LakeResource
+from rcm_assets.silver.cdm import LINEAGE, silver_batch
+from rcm_assets.silver.contracts import validate_contract
+from rcm_assets.silver.quality import (
+    dq_rows,
+    duplicate_current_keys,
+    markdown,
+    orphan_measures,
+    quarantine_measures,
+)
+
+SILVER_TYPES = {
+    "string": "string",
+    "key": "string",
+    "date": "date",
+    "datetime": "timestamp",
+    "decimal": "decimal(18,2)",
+    "integer": "bigint",
+}
+
+
+@dataclass
+class SilverBuild:
+    inserted: int = 0
+    closed: int = 0
+    unchanged: int = 0
+    retired: int = 0
+    replaced: int = 0
+    consumed: dict[str, list[str]] = field(default_factory=dict)
+
+
+def silver_uri(lake: LakeResource, table: str) -> str:
+    return lake.table_uri("silver", table)
+
+
+def dq_uri(lake: LakeResource) -> str:
+    return lake.table_uri("audit", "dq_results")
+
+
+def bronze_slices(
+    table: SilverTable, metadata: Metadata, lake: LakeResource
+) -> list[tuple[str, str, pl.Expr | None]]:
+    """(datasource, bronze table URI, row filter) for every source of a silver table."""
+    emr = metadata.bronze_tables().get(table.source, {})
+    if emr:
+        return [(ds, bronze_uri(lake, config), None) for ds, config in sorted(emr.items())]
+    uri = lake.table_uri("bronze", table.source)
+    datasources = metadata.landing_datasources(table.source)
+    if datasources:
+        return [(ds, uri, pl.col("datasource") == ds) for ds in datasources]
+    return [(table.default_datasource or table.source, uri, None)]
+
+
+def _pending_loads(scan: pl.LazyFrame, consumed: set[str], kind: SilverKind) -> list[str]:
+    """Unconsumed load ids, oldest first; a full table needs only its newest snapshot."""
+    loads = scan.group_by("load_id").agg(pl.col("ingested_at").max()).sort("ingested_at").collect()
+    if kind is SilverKind.FULL:
+        newest = loads.get_column("load_id").to_list()[-1:]
+        return newest if newest and newest[0] not in consumed else []
+    return [load for load in loads.get_column("load_id").to_list() if load not in consumed]
+
+
+def build_silver_table(
+    table: SilverTable,
+    metadata: Metadata,
+    lake: LakeResource,
+    run_id: str = "",
+    log: logging.Logger | None = None,
+) -> SilverBuild:
+    log = log or logging.getLogger(__name__)
+    target, options, build = silver_uri(lake, table.table), lake.storage_options, SilverBuild()
+    attributes = [
+        c.column
+        for c in metadata.columns_of(table.table)
+        if c.column not in (table.key, table.order_by)
+    ]
+    for datasource, source, where in bronze_slices(table, metadata, lake):
+        if not delta.exists(source, options):
+            continue
+        scan = delta.scan(source, options)
+        scan = scan.filter(where) if where is not None else scan
+        consumed = (
+            consumed_load_ids(target, datasource, options)
+            if delta.exists(target, options)
+            else set()
+        )
+        pending = _pending_loads(scan, consumed, table.kind)
+        if not pending:
+            continue
+        batch = silver_batch(
+            scan.filter(pl.col("load_id").is_in(pending)), table, metadata, datasource
+        )
+        batch = validate_contract(batch.collect(), table, metadata)
+        loaded_at = datetime.now(UTC)
+        if table.kind is SilverKind.FULL:
+            build.replaced += _replace(
+                target, batch, datasource, pending, loaded_at, run_id, options
+            )
+        else:
+            stats = scd2_merge(
+                target,
+                batch,
+                key=table.key,
+                datasource=datasource,
+                compare=attributes,
+                order_by=[name for name in (table.order_by, "load_id") if name],
+                loaded_at=loaded_at,
+                commit_metadata={"consumed_load_ids": pending, "run_id": run_id},
+                retire_absent=table.retire_absent,
+                storage_options=options,
+            )
+            build.inserted += stats.inserted
+            build.closed += stats.closed
+            build.unchanged += stats.unchanged
+            build.retired += stats.retired
+        build.consumed[datasource] = pending
+        log.info("silver/%s %s: consumed %d bronze load(s)", table.table, datasource, len(pending))
+    return build
+
+
+def _replace(
+    uri: str,
+    batch: pl.DataFrame,
+    datasource: str,
+    pending: list[str],
+    loaded_at: datetime,
+    run_id: str,
+    options: dict | None,
+) -> int:
+    """Replace one datasource's rows with its newest full snapshot, in one commit."""
+    frame = batch.with_columns(
+        pl.lit(True).alias("is_current"),
+        pl.lit(loaded_at).cast(pl.Datetime("us", "UTC")).alias("loaded_at"),
+    )
+    metadata = {
+        "operation": "replace",
+        "datasource": datasource,
+        "consumed_load_ids": ",".join(sorted(pending)),
+        "run_id": run_id,
+    }
+    if not delta.exists(uri, options):
+        delta.append(uri, frame, metadata, options, partition_by=["datasource"])
+    else:
+        escaped = datasource.replace("'", "''")
+        delta.overwrite_where(uri, frame, f"datasource = '{escaped}'", metadata, options)
+    return frame.height
+
+
+def current_rows(lake: LakeResource, table: str) -> pl.DataFrame:
+    uri = silver_uri(lake, table)
+    if not delta.exists(uri, lake.storage_options):
+        return pl.DataFrame()
+    return delta.scan(uri, lake.storage_options).filter(pl.col("is_current")).collect()
+
+
+def _severity(blocking: bool) -> AssetCheckSeverity:
+    return AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN
+
+
+def _column_schema(table: SilverTable, metadata: Metadata) -> TableSchema:
+    columns = [
+        TableColumn(c.column, SILVER_TYPES[c.type.value], description=c.description)
+        for c in metadata.columns_of(table.table)
+    ]
+    extra = [(name, "string") for name in LINEAGE] + [
+        ("is_quarantined", "boolean"),
+        ("quarantine_reasons", "list<string>"),
+        ("quality_flags", "list<string>"),
+    ]
+    return TableSchema(columns=columns + [TableColumn(n, t) for n, t in extra])
+
+
+def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefinition:
+    key = AssetKey(["silver", table.table])
+    quarantine = metadata.threshold(table.table, "quarantine_rate")
+    duplicates = metadata.threshold(table.table, "duplicate_current_keys")
+
+    @asset(
+        key=key,
+        group_name="silver",
+        deps=[AssetKey(["bronze", table.source])],
+        kinds={"polars", "delta"},
+        automation_condition=AutomationCondition.eager(),
+        description=f"{table.description}. Key `{table.key}`; "
+        + ("SCD type 2." if table.kind is SilverKind.SCD2 else "full refresh per datasource."),
+        metadata={"dagster/column_schema": _column_schema(table, metadata)},
+        check_specs=[
+            AssetCheckSpec(
+                "quarantine_rate",
+                asset=key,
+                blocking=bool(quarantine and quarantine.blocking),
+                description="Share of quarantined current rows per datasource at most "
+                f"{quarantine.max_rate if quarantine else 1:.0%} (quality_thresholds.csv).",
+            ),
+            AssetCheckSpec(
+                "duplicate_current_keys",
+                asset=key,
+                blocking=bool(duplicates and duplicates.blocking),
+                description=f"Every {table.key} has at most one current row.",
+            ),
+        ],
+    )
+    def _silver(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        started = time.monotonic()
+        build = build_silver_table(table, metadata, lake, context.run.run_id, context.log)
+        current = current_rows(lake, table.table)
+        if current.is_empty():
+            current = pl.DataFrame(
+                schema={
+                    "datasource": pl.String,
+                    table.key: pl.String,
+                    "is_quarantined": pl.Boolean,
+                    "quarantine_reasons": pl.List(pl.String),
+                    "quality_flags": pl.List(pl.String),
+                }
+            )
+        measures = quarantine_measures(current)
+        dup_count = duplicate_current_keys(current, table.key)
+        now = datetime.now(UTC)
+        dup_rows = pl.DataFrame(
+            {
+                "datasource": ["*"],
+                "check": ["duplicate_current_keys"],
+                "rule": [table.key],
+                "rows_checked": [current.height],
+                "rows_failed": [dup_count],
+                "rate": [dup_count / current.height if current.height else 0.0],
+            },
+        )
+        delta.append(
+            dq_uri(lake),
+            dq_rows(
+                pl.concat([measures, dup_rows], how="vertical_relaxed"),
+                table.table,
+                context.run.run_id,
+                now,
+            ),
+            {"operation": "dq", "table": table.table},
+            lake.storage_options,
+        )
+        rates = measures.filter(pl.col("check") == "quarantine_rate")
+        worst = rates.get_column("rate").max() or 0.0
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": current.height,
+                "inserted": build.inserted,
+                "closed": build.closed,
+                "unchanged": build.unchanged,
+                "retired": build.retired,
+                "replaced": build.replaced,
+                "consumed_loads": MetadataValue.json(build.consumed),
+                "quality": MetadataValue.md(markdown(measures)),
+                "duration_seconds": round(time.monotonic() - started, 3),
+            },
+            check_results=[
+                AssetCheckResult(
+                    check_name="quarantine_rate",
+                    passed=worst <= (quarantine.max_rate if quarantine else 1.0),
+                    severity=_severity(bool(quarantine and quarantine.blocking)),
+                    metadata={
+                        "max_rate": quarantine.max_rate if quarantine else 1.0,
+                        "worst_rate": float(worst),
+                        "per_datasource": MetadataValue.md(markdown(rates)),
+                    },
+                ),
+                AssetCheckResult(
+                    check_name="duplicate_current_keys",
+                    passed=(dup_count / current.height if current.height else 0.0)
+                    <= (duplicates.max_rate if duplicates else 0.0),
+                    severity=_severity(bool(duplicates and duplicates.blocking)),
+                    metadata={"duplicate_keys": dup_count},
+                ),
+            ],
+        )
+
+    return _silver
+
+
+def build_referential_checks(table: SilverTable, metadata: Metadata) -> list:
+    """One check per silver table that has reference columns: orphan rate per column."""
+    references = [c for c in metadata.columns_of(table.table) if c.references]
+    if not references:
+        return []
+    threshold = metadata.threshold(table.table, "orphan_rate")
+    blocking = bool(threshold and threshold.blocking)
+    max_rate = threshold.max_rate if threshold else 1.0
+    parents = sorted({c.references for c in references})
+
+    @asset_check(
+        asset=AssetKey(["silver", table.table]),
+        name="referential_integrity",
+        blocking=blocking,
+        additional_deps=[AssetKey(["silver", p]) for p in parents if p != table.table],
+        description="Share of current rows whose reference key matches no current parent row, "
+        f"per column and datasource, at most {max_rate:.0%}: "
+        + ", ".join(f"{c.column} → {c.references}" for c in references),
+    )
+    def _referential(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+        child = current_rows(lake, table.table)
+        measures = []
+        for column in references:
+            parent = current_rows(lake, column.references)
+            key = metadata.silver_tables[column.references].key
+            keys = (
+                parent.get_column(key) if not parent.is_empty() else pl.Series(key, [], pl.String)
+            )
+            if not child.is_empty():
+                measures.append(orphan_measures(child, column.column, keys, column.references))
+        result = (
+            pl.concat(measures)
+            if measures
+            else pl.DataFrame(
+                schema=dict(
+                    datasource=pl.String,
+                    check=pl.String,
+                    rule=pl.String,
+                    rows_checked=pl.Int64,
+                    rows_failed=pl.Int64,
+                    rate=pl.Float64,
+                )
+            )
+        )
+        if result.height:
+            delta.append(
+                dq_uri(lake),
+                dq_rows(result, table.table, context.run.run_id, datetime.now(UTC)),
+                {"operation": "dq", "table": table.table},
+                lake.storage_options,
+            )
+        worst = result.get_column("rate").max() or 0.0
+        return AssetCheckResult(
+            passed=worst <= max_rate,
+            severity=_severity(blocking),
+            metadata={
+                "max_rate": max_rate,
+                "worst_rate": float(worst),
+                "orphans": MetadataValue.md(markdown(result)),
+            },
+        )
+
+    return [_referential]
+
+
+def build_silver_assets(metadata: Metadata) -> tuple[list[AssetsDefinition], list]:
+    tables = list(metadata.silver_tables.values())
+    assets = [build_silver_asset(t, metadata) for t in tables]
+    checks = [check for t in tables for check in build_referential_checks(t, metadata)]
+    return assets, checks

@@ -1,0 +1,136 @@
+"""Bronze rows → the common data model: renamed, typed, keyed, with quarantine reasons.
+
+Pure Polars: frame in, frame out. A value that does not cast becomes NULL *and* a quarantine
+reason `invalid_<column>`, so a bad date is never silently lost.
+"""
+
+import polars as pl
+
+from rcm_assets.errors import MetadataError
+from rcm_assets.metadata import ColumnType, Metadata, QualityRule, RuleCheck, SilverTable
+
+DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y")
+DECIMAL = pl.Decimal(18, 2)
+LINEAGE = ("datasource", "load_id")
+QUALITY_COLUMNS = ("is_quarantined", "quarantine_reasons", "quality_flags")
+
+
+def _text(column: str) -> pl.Expr:
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.when(text == "").then(None).otherwise(text)
+
+
+def _typed(raw: pl.Expr, kind: ColumnType, datasource: str) -> pl.Expr:
+    match kind:
+        case ColumnType.KEY:
+            return raw + pl.lit(f"-{datasource}")
+        case ColumnType.DATE:
+            return pl.coalesce([raw.str.to_date(f, strict=False) for f in DATE_FORMATS])
+        case ColumnType.DATETIME:
+            return pl.coalesce(
+                [raw.str.to_datetime(f, strict=False, time_unit="us") for f in DATETIME_FORMATS]
+            )
+        case ColumnType.DECIMAL:
+            return raw.cast(DECIMAL, strict=False)
+        case ColumnType.INTEGER:
+            return raw.cast(pl.Int64, strict=False)
+    return raw
+
+
+CASTS = {ColumnType.DATE, ColumnType.DATETIME, ColumnType.DECIMAL, ColumnType.INTEGER}
+
+
+def to_cdm(
+    bronze: pl.LazyFrame, table: SilverTable, metadata: Metadata, datasource: str
+) -> pl.LazyFrame:
+    """One datasource's bronze rows as silver rows, with `invalid_<column>` cast reasons."""
+    available = bronze.collect_schema().names()
+    columns, invalid = [], []
+    for column in metadata.columns_of(table.table):
+        source = metadata.source_column(table.table, column.column, datasource)
+        if source not in available:
+            raise MetadataError(
+                f"silver_columns.csv: {table.table}.{column.column} reads {source!r}, which "
+                f"bronze/{table.source} of {datasource} does not have "
+                f"(it has {', '.join(available)})"
+            )
+        raw = _text(source)
+        typed = _typed(raw, column.type, datasource)
+        columns.append(typed.alias(column.column))
+        if column.type in CASTS:
+            invalid.append(
+                pl.when(raw.is_not_null() & typed.is_null()).then(
+                    pl.lit(f"invalid_{column.column}")
+                )
+            )
+    return bronze.select(
+        *columns,
+        pl.lit(datasource).alias("datasource"),
+        pl.col("load_id"),
+        pl.concat_list(invalid).list.drop_nulls().alias("_cast_reasons")
+        if invalid
+        else pl.lit([], dtype=pl.List(pl.String)).alias("_cast_reasons"),
+    )
+
+
+def rule_violated(rule: QualityRule) -> pl.Expr:
+    """True where the row breaks the rule (NULL comparisons do not break it)."""
+    first = pl.col(rule.columns[0])
+    match rule.check:
+        case RuleCheck.NOT_NULL:
+            violated = first.is_null()
+        case RuleCheck.NOT_TEXT_NULL:
+            violated = first.cast(pl.String).str.strip_chars().str.to_lowercase() == "null"
+        case RuleCheck.NOT_BEFORE:
+            violated = first < pl.col(rule.columns[1])
+        case RuleCheck.NOT_GREATER:
+            violated = first > pl.col(rule.columns[1])
+        case RuleCheck.NON_NEGATIVE:
+            violated = first < 0
+    return violated.fill_null(False)
+
+
+def _reasons(rules: list[QualityRule]) -> pl.Expr:
+    if not rules:
+        return pl.lit([], dtype=pl.List(pl.String))
+    return pl.concat_list(
+        [pl.when(rule_violated(r)).then(pl.lit(r.rule)) for r in rules]
+    ).list.drop_nulls()
+
+
+def apply_quality(frame: pl.LazyFrame, rules: list[QualityRule]) -> pl.LazyFrame:
+    """Add is_quarantined, quarantine_reasons (rules + cast failures) and quality_flags."""
+    quarantine = [r for r in rules if r.action == "quarantine"]
+    flags = [r for r in rules if r.action == "flag"]
+    return (
+        frame.with_columns(
+            pl.concat_list(pl.col("_cast_reasons"), _reasons(quarantine)).alias(
+                "quarantine_reasons"
+            ),
+            _reasons(flags).alias("quality_flags"),
+        )
+        .with_columns((pl.col("quarantine_reasons").list.len() > 0).alias("is_quarantined"))
+        .drop("_cast_reasons")
+    )
+
+
+def fill_missing_keys(frame: pl.LazyFrame, key: str) -> pl.LazyFrame:
+    """Give a row without a source id its own key, so it is kept (in quarantine) not dropped.
+
+    `MISSING-<load id>-<row>-<datasource>` never matches a real key, so such rows never close or
+    replace another row.
+    """
+    row = pl.int_range(pl.len()).over("load_id").cast(pl.String)
+    missing = pl.concat_str(
+        [pl.lit("MISSING-"), pl.col("load_id"), pl.lit("-"), row, pl.lit("-"), pl.col("datasource")]
+    )
+    return frame.with_columns(pl.coalesce(pl.col(key), missing).alias(key))
+
+
+def silver_batch(
+    bronze: pl.LazyFrame, table: SilverTable, metadata: Metadata, datasource: str
+) -> pl.LazyFrame:
+    """Everything a bronze slice needs before it is merged into silver."""
+    cdm = to_cdm(bronze, table, metadata, datasource)
+    return fill_missing_keys(apply_quality(cdm, metadata.rules_of(table.table)), table.key)

@@ -1,0 +1,90 @@
+"""Data-quality measures of silver tables, as tidy frames (a row per datasource, check and rule).
+
+The same rows feed the asset checks' metadata and `audit/dq_results`, so a trend chart and the
+UI always agree.
+"""
+
+from datetime import datetime
+
+import polars as pl
+
+DQ_SCHEMA = pl.Schema(
+    {
+        "run_id": pl.String,
+        "measured_at": pl.Datetime("us", "UTC"),
+        "table": pl.String,
+        "datasource": pl.String,
+        "check": pl.String,
+        "rule": pl.String,
+        "rows_checked": pl.Int64,
+        "rows_failed": pl.Int64,
+        "rate": pl.Float64,
+    }
+)
+
+
+def _measure(frame: pl.DataFrame, check: str, rule: pl.Expr) -> pl.DataFrame:
+    return frame.select(
+        "datasource",
+        pl.lit(check).alias("check"),
+        rule.alias("rule"),
+        pl.col("rows_checked").cast(pl.Int64),
+        pl.col("rows_failed").cast(pl.Int64),
+        (pl.col("rows_failed") / pl.col("rows_checked")).fill_nan(0.0).alias("rate"),
+    )
+
+
+def quarantine_measures(current: pl.DataFrame) -> pl.DataFrame:
+    """Per datasource: the quarantine rate overall and per reason, and each flag's count."""
+    totals = current.group_by("datasource").agg(
+        pl.len().alias("rows_checked"), pl.col("is_quarantined").sum().alias("rows_failed")
+    )
+    per_list = []
+    for column, check in (("quarantine_reasons", "quarantine_reason"), ("quality_flags", "flag")):
+        counted = (
+            current.select("datasource", pl.col(column).alias("rule"))
+            .explode("rule")
+            .drop_nulls("rule")
+            .group_by("datasource", "rule")
+            .agg(pl.len().alias("rows_failed"))
+            .join(totals.select("datasource", "rows_checked"), on="datasource")
+        )
+        per_list.append(_measure(counted, check, pl.col("rule")))
+    return pl.concat([_measure(totals, "quarantine_rate", pl.lit("all")), *per_list]).sort(
+        "datasource", "check", "rule"
+    )
+
+
+def duplicate_current_keys(current: pl.DataFrame, key: str) -> int:
+    return current.group_by(key).len().filter(pl.col("len") > 1).height
+
+
+def orphan_measures(
+    child: pl.DataFrame, column: str, parent_keys: pl.Series, parent: str
+) -> pl.DataFrame:
+    """Per datasource: rows whose `column` is set but matches no current parent key."""
+    checked = child.filter(pl.col(column).is_not_null())
+    orphan = ~pl.col(column).is_in(parent_keys.implode())
+    counted = checked.group_by("datasource").agg(
+        pl.len().alias("rows_checked"), orphan.sum().alias("rows_failed")
+    )
+    return _measure(counted, "orphan_rate", pl.lit(f"{column}->{parent}"))
+
+
+def dq_rows(measures: pl.DataFrame, table: str, run_id: str, at: datetime) -> pl.DataFrame:
+    return measures.select(
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(at).cast(pl.Datetime("us", "UTC")).alias("measured_at"),
+        pl.lit(table).alias("table"),
+        *DQ_SCHEMA.names()[3:],
+    ).cast(dict(DQ_SCHEMA))
+
+
+def markdown(measures: pl.DataFrame) -> str:
+    lines = ["| datasource | check | rule | rows | failed | rate |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r['datasource']} | {r['check']} | {r['rule']} | {r['rows_checked']:,} | "
+        f"{r['rows_failed']:,} | {r['rate']:.2%} |"
+        for r in measures.iter_rows(named=True)
+    ]
+    return "\n".join(lines)
