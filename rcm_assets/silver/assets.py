@@ -104,11 +104,8 @@ def build_silver_table(
 ) -> SilverBuild:
     log = log or logging.getLogger(__name__)
     target, options, build = silver_uri(lake, table.table), lake.storage_options, SilverBuild()
-    attributes = [
-        c.column
-        for c in metadata.columns_of(table.table)
-        if c.column not in (table.key, table.order_by)
-    ]
+    # A newer source modification time is a change too: every source update is a version.
+    attributes = [c.column for c in metadata.columns_of(table.table) if c.column != table.key]
     for datasource, source, where in bronze_slices(table, metadata, lake):
         if not delta.exists(source, options):
             continue

@@ -1,0 +1,136 @@
+"""silver/assets.py through Dagster on the sample data: counts, quarantine, SCD2 after mutate."""
+
+import polars as pl
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from rcm_assets.definitions import build_definitions
+from rcm_assets.metadata import load_metadata
+from rcm_assets.sample_data import SAMPLE_HOSPITALS
+from rcm_assets_tests.bronze_helpers import Sources, run_all
+from rcm_assets_tests.conftest import Project
+
+DEFECTS = {  # what the generator injects, counted in the source database itself
+    ("patients", "a"): "PatientID IS NULL OR DOB IS NULL OR FirstName IS NULL"
+    " OR LOWER(TRIM(FirstName)) = 'null'",
+    (
+        "patients",
+        "b",
+    ): "ID IS NULL OR DOB IS NULL OR F_Name IS NULL OR LOWER(TRIM(F_Name)) = 'null'",
+    ("encounters", "*"): "EncounterID IS NULL OR PatientID IS NULL",
+    ("transactions", "*"): "EncounterID IS NULL OR PatientID IS NULL OR TransactionID IS NULL"
+    " OR VisitDate IS NULL",
+}
+TARGETS = {"hosa": ("hos-a", "a"), "hosb": ("hos-b", "b")}
+
+
+@pytest.fixture
+def sources(sampled: Project) -> Sources:
+    return Sources(sampled, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True)))
+
+
+def silver(project: Project, table: str) -> pl.DataFrame:
+    return pl.read_delta(str(project.lake / "silver" / table))
+
+
+def test_silver_counts_and_quarantine_equal_the_sources(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    outcomes = run_all(instance)
+
+    built = {o.asset for o in outcomes if o.status == "materialized"}
+    assert {f"silver/{t}" for t in load_metadata().silver_tables} <= built
+    for target, (datasource, layout) in TARGETS.items():
+        for table in ("patients", "encounters", "transactions"):
+            rows = silver(sources.project, table).filter(pl.col("datasource") == datasource)
+            assert rows.height == sources.count(target, table), (table, datasource)
+            assert rows["is_current"].all()
+            condition = DEFECTS.get((table, layout)) or DEFECTS[(table, "*")]
+            defects = sources.rows(target, f"SELECT COUNT(*) FROM {{{table}}} WHERE {condition}")
+            assert rows["is_quarantined"].sum() == defects[0][0] > 0, (table, datasource)
+    claims = silver(sources.project, "claims")
+    for name, datasource in (("hospital1", "hos-a"), ("hospital2", "hos-b")):
+        csv = pl.read_csv(
+            sources.project.home
+            / "landing"
+            / "processed"
+            / "claims"
+            / "*"
+            / f"{name}_claim_data.csv",
+            infer_schema=False,
+        )
+        missing = pl.any_horizontal(
+            pl.col(c).is_null() for c in ("ClaimID", "TransactionID", "PatientID", "ServiceDate")
+        )
+        rows = claims.filter(pl.col("datasource") == datasource)
+        assert rows.height == csv.height
+        assert rows["is_quarantined"].sum() == csv.filter(missing).height
+    assert silver(sources.project, "providers").height == sources.count(
+        "hosa", "providers"
+    ) + sources.count("hosb", "providers")
+
+
+def test_after_mutate_changed_rows_have_two_versions_and_one_is_current(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    run_all(instance)
+    changes = sources.mutate(seed=21)
+
+    run_all(instance)
+
+    for target, (datasource, _) in TARGETS.items():
+        for table, key in (("patients", "patient_key"), ("transactions", "transaction_key")):
+            rows = silver(sources.project, table).filter(pl.col("datasource") == datasource)
+            current = rows.filter(pl.col("is_current"))
+            assert current[key].n_unique() == current.height
+            versions = rows.group_by(key).len()
+            change = changes[(target, table)]
+            assert versions.filter(pl.col("len") == 2).height == change.updated
+            assert current.height == sources.count(target, table)
+            closed = rows.filter(~pl.col("is_current"))
+            assert closed["valid_to"].is_not_null().all()
+
+
+def test_a_rerun_consumes_nothing_and_commits_nothing(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    from deltalake import DeltaTable
+
+    run_all(instance)
+    versions = {
+        t: DeltaTable(str(sources.project.lake / "silver" / t)).version()
+        for t in ("patients", "claims")
+    }
+
+    run_all(instance)
+
+    for table, version in versions.items():
+        assert DeltaTable(str(sources.project.lake / "silver" / table)).version() == version
+
+
+def test_quarantine_rate_over_a_blocking_threshold_fails_the_check_with_metadata(
+    sampled: Project, instance: DagsterInstance
+) -> None:
+    sampled.edit_metadata(
+        "quality_thresholds.csv", "*,quarantine_rate,0.05,1", "*,quarantine_rate,0.001,1"
+    )
+    run_all(instance, ["hos-a", "hos-b"])  # bronze only
+    defs = build_definitions(load_metadata())
+    key = AssetKey(["silver", "patients"])
+
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[key], raise_on_error=False
+    )
+
+    [evaluation] = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == "quarantine_rate"
+    ]
+    assert not evaluation.passed
+    assert evaluation.severity.value == "ERROR"
+    assert evaluation.metadata["max_rate"].value == 0.001
+    assert evaluation.metadata["worst_rate"].value > 0.001
+    spec = next(s for s in defs.resolve_assets_def(key).check_specs if s.name == "quarantine_rate")
+    assert spec.blocking
