@@ -10,7 +10,7 @@ from rcm_assets.bronze.landing import build_landing_bronze_assets
 from rcm_assets.metadata import Metadata, load_metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, LandingStoreResource
 from rcm_assets.schedules import build_emr_schedules
-from rcm_assets.sensors import build_landing_sensor
+from rcm_assets.sensors import build_automation_sensor, build_landing_sensor
 from rcm_assets.silver.assets import build_silver_assets
 
 
@@ -22,7 +22,7 @@ def build_definitions(metadata: Metadata | None = None) -> Definitions:
     return Definitions(
         assets=[*emr_assets, *landing_assets, *silver_assets, *build_audit_specs(metadata)],
         asset_checks=silver_checks,
-        sensors=[build_landing_sensor(metadata)],
+        sensors=[build_landing_sensor(metadata), build_automation_sensor()],
         schedules=build_emr_schedules(metadata, emr_assets),
         resources={
             "lake": LakeResource(),

@@ -4,6 +4,8 @@ import json
 
 from dagster import (
     AssetKey,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -87,3 +89,17 @@ def build_landing_sensor(metadata: Metadata) -> SensorDefinition:
         return SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
 
     return landing_files_sensor
+
+
+def build_automation_sensor() -> AutomationConditionSensorDefinition:
+    """Evaluates the assets' automation conditions (silver follows bronze), on by default.
+
+    Dagster's own default sensor starts stopped; the lakehouse must run unattended.
+    """
+    return AutomationConditionSensorDefinition(
+        "lakehouse_automation",
+        target=AssetSelection.all(),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        description="Materializes silver (and later gold) when their upstream assets change.",
+    )

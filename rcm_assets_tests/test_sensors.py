@@ -158,3 +158,12 @@ def test_daemon_ingests_a_dropped_file_end_to_end(
     after = pl.scan_delta(bronze).filter(pl.col("datasource") == "hos-b").select(pl.len())
     assert after.collect().item() == before_rows + rows
     assert not (sampled.home / "landing" / "claims" / "hospital2_late.csv").exists()
+
+    def silver_has_the_new_claims() -> bool:  # the automation sensor follows with silver
+        silver = sampled.lake / "silver" / "claims"
+        if not silver.exists():
+            return False
+        keys = pl.scan_delta(str(silver)).filter(pl.col("claim_key").str.starts_with("CLAIM9"))
+        return keys.select(pl.len()).collect().item() == rows
+
+    server.wait_until(silver_has_the_new_claims, timeout=240, what="silver/claims to follow")
