@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rcm_assets.errors import RcmError
@@ -108,6 +109,17 @@ def _archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dictionary(args: argparse.Namespace) -> int:
+    from rcm_assets.metadata import load_metadata
+    from rcm_assets.settings import REPO_ROOT
+    from rcm_assets.silver.dictionary import data_dictionary
+
+    target = args.output or REPO_ROOT / "docs" / "data_dictionary.md"
+    target.write_text(data_dictionary(load_metadata()))
+    print(f"wrote {target}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="rcm", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -130,6 +142,9 @@ def parser() -> argparse.ArgumentParser:
     archive.add_argument("--older-than-days", type=int, help="default: metadata/archive_policy")
     archive.add_argument("--dry-run", action="store_true")
     archive.set_defaults(handler=_archive)
+    dictionary = commands.add_parser("dictionary", help="write the silver data dictionary")
+    dictionary.add_argument("--output", type=Path, help="default: docs/data_dictionary.md")
+    dictionary.set_defaults(handler=_dictionary)
     return root
 
 

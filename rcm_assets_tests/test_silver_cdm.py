@@ -98,3 +98,12 @@ def test_an_unparseable_amount_is_a_reason_not_a_silent_null(project: Project) -
     assert batch["claim_amount"][0] is None
     assert "invalid_claim_amount" in batch["quarantine_reasons"][0].to_list()
     assert batch["is_quarantined"][0] is True
+
+
+def test_committed_data_dictionary_matches_the_metadata(project: Project) -> None:
+    from rcm_assets.settings import REPO_ROOT
+    from rcm_assets.silver.dictionary import data_dictionary
+
+    committed = (REPO_ROOT / "docs" / "data_dictionary.md").read_text()
+    assert committed == data_dictionary(load_metadata()), "run `rcm dictionary` and commit"
+    assert "| `first_name` | string | First name | `FirstName`; hos-b: `F_Name` |" in committed
