@@ -67,10 +67,11 @@ def test_crash_between_copy_and_delete_is_finished_without_duplicates(
     def crash(*args: object, **kwargs: object) -> int:
         raise RuntimeError("simulated crash after the archive append")
 
+    delete = archive.delta.delete
     monkeypatch.setattr(archive.delta, "delete", crash)
     with pytest.raises(RuntimeError):
         archive.archive_loads(source, target, TOMORROW)
-    monkeypatch.undo()
+    monkeypatch.setattr(archive.delta, "delete", delete)
     archive.archive_loads(source, target, TOMORROW)
 
     archived = pl.read_delta(target)

@@ -1,10 +1,19 @@
 """silver/assets.py through Dagster on the sample data: counts, quarantine, SCD2 after mutate."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
+from deltalake import DeltaTable
 
 from rcm_assets.definitions import build_definitions
+from rcm_assets.lake.scd2 import consumed_load_ids
 from rcm_assets.metadata import load_metadata
 from rcm_assets.sample_data import SAMPLE_HOSPITALS
 from rcm_assets_tests.bronze_helpers import Sources, run_all
@@ -94,8 +103,6 @@ def test_after_mutate_changed_rows_have_two_versions_and_one_is_current(
 def test_a_rerun_consumes_nothing_and_commits_nothing(
     sources: Sources, instance: DagsterInstance
 ) -> None:
-    from deltalake import DeltaTable
-
     run_all(instance)
     versions = {
         t: DeltaTable(str(sources.project.lake / "silver" / t)).version()
@@ -134,3 +141,102 @@ def test_quarantine_rate_over_a_blocking_threshold_fails_the_check_with_metadata
     assert evaluation.metadata["worst_rate"].value > 0.001
     spec = next(s for s in defs.resolve_assets_def(key).check_specs if s.name == "quarantine_rate")
     assert spec.blocking
+
+
+def _files(folder: Path) -> set[str]:
+    return {
+        os.path.join(root, name)
+        for root, _, names in os.walk(folder)
+        if "_delta_log" not in root
+        for name in names
+    }
+
+
+@pytest.mark.slow
+def test_sigkill_during_the_silver_run_leaves_silver_before_or_after_never_between(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    project = sources.project
+    run_all(instance)
+    table = project.lake / "silver" / "transactions"
+    version = DeltaTable(str(table)).version()
+    sources.execute(  # a large change, so the merge takes long enough to be caught writing
+        "hosa",
+        """WITH RECURSIVE copies(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copies WHERE n < 1000)
+        INSERT INTO {transactions} SELECT 'NEW-' || n || '-' || "TransactionID", "EncounterID",
+        "PatientID", "ProviderID", "DeptID", "VisitDate", "ServiceDate", "PaidDate", "VisitType",
+        "Amount", "AmountType", "PaidAmount", "ClaimID", "PayorID", "ProcedureCode", "ICDCode",
+        "LineOfBusiness", "MedicaidID", "MedicareID", "InsertDate", '2026-03-01 00:00:00'
+        FROM {transactions} CROSS JOIN copies""",
+    )
+    run_all(instance, ["hos-a"])  # bronze only
+    pending = set(pl.read_delta(str(project.lake / "bronze" / "hosa" / "transactions"))["load_id"])
+    consumed = consumed_load_ids(str(table), "hos-a")
+    assert pending - consumed
+    existing = _files(table)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "rcm_assets.definitions",
+            "--select",
+            "silver/transactions",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the step runs in a child process: kill the whole run
+    )
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if _files(table) - existing:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    assert process.wait() == -signal.SIGKILL, "the run ended before its silver merge wrote files"
+
+    # delta-rs may write a merge's file in one put right before the commit, so the kill can land
+    # on either side of it; what must never happen is a state in between.
+    after = (DeltaTable(str(table)).version(), consumed_load_ids(str(table), "hos-a"))
+    assert after in [(version, consumed), (version + 1, pending)]
+
+    run_all(instance)
+
+    assert consumed_load_ids(str(table), "hos-a") == pending
+    current = silver(project, "transactions").filter(
+        pl.col("is_current") & (pl.col("datasource") == "hos-a")
+    )
+    assert current.height == sources.count("hosa", "transactions")
+    assert current["transaction_key"].n_unique() == current.height
+
+
+def test_a_merge_that_fails_leaves_silver_and_its_loads_unconsumed(
+    sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deltalake.table import TableMerger
+
+    project = sources.project
+    run_all(instance)
+    changes = sources.mutate(seed=8)
+    run_all(instance, ["hos-a", "hos-b"])  # bronze only
+    table = str(project.lake / "silver" / "patients")
+    version, consumed = DeltaTable(table).version(), consumed_load_ids(table, "hos-a")
+
+    def crash(self: TableMerger) -> None:
+        raise OSError("simulated crash inside the merge, before its commit")
+
+    execute = TableMerger.execute
+    monkeypatch.setattr(TableMerger, "execute", crash)
+    run_all(instance)
+    assert DeltaTable(table).version() == version
+    assert consumed_load_ids(table, "hos-a") == consumed
+    monkeypatch.setattr(TableMerger, "execute", execute)
+
+    run_all(instance)
+
+    rows = silver(project, "patients").filter(pl.col("datasource") == "hos-a")
+    assert rows.group_by("patient_key").len().filter(pl.col("len") == 2).height == (
+        changes[("hosa", "patients")].updated
+    )
+    assert consumed_load_ids(table, "hos-a") > consumed
