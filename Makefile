@@ -39,6 +39,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/bronze_ingest.py
+	$(BIN)/python bench/silver_build.py
 
 dev: install
 	@mkdir -p $(DAGSTER_HOME)
