@@ -240,3 +240,63 @@ def test_a_merge_that_fails_leaves_silver_and_its_loads_unconsumed(
         changes[("hosa", "patients")].updated
     )
     assert consumed_load_ids(table, "hos-a") > consumed
+
+
+def test_orphans_and_quality_land_in_dq_results_counted_exactly(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    run_all(instance)
+
+    dq = pl.read_delta(str(sources.project.lake / "audit" / "dq_results"))
+    for target, (datasource, layout) in TARGETS.items():
+        patient_id = "PatientID" if layout == "a" else "ID"
+        [(orphans,)] = sources.rows(
+            target,
+            'SELECT COUNT(*) FROM {transactions} WHERE "PatientID" IS NOT NULL AND "PatientID" '
+            f'NOT IN (SELECT "{patient_id}" FROM {{patients}} WHERE "{patient_id}" IS NOT NULL)',
+        )
+        measured = dq.filter(
+            (pl.col("table") == "transactions")
+            & (pl.col("datasource") == datasource)
+            & (pl.col("rule") == "patient_key->patients")
+        )
+        assert measured["rows_failed"].to_list() == [orphans]
+        assert orphans > 0  # the generator injects some
+        quarantined = (
+            silver(sources.project, "patients")
+            .filter(pl.col("is_current") & (pl.col("datasource") == datasource))["is_quarantined"]
+            .sum()
+        )
+        rate = dq.filter(
+            (pl.col("table") == "patients")
+            & (pl.col("datasource") == datasource)
+            & (pl.col("check") == "quarantine_rate")
+        )
+        assert rate["rows_failed"].to_list() == [quarantined]
+
+
+def test_a_batch_that_breaks_the_contract_fails_naming_the_column(project: Project) -> None:
+    from dagster import Failure
+
+    from rcm_assets.silver.contracts import validate_contract
+
+    metadata = load_metadata()
+    table = metadata.silver_tables["departments"]
+    batch = pl.DataFrame(
+        {
+            "department_key": ["D1-hos-a"],
+            "src_department_id": ["D1"],
+            "department_name": [42],  # should be text
+            "datasource": ["hos-a"],
+            "load_id": ["L1"],
+            "is_quarantined": [False],
+            "quarantine_reasons": [[]],
+            "quality_flags": [[]],
+        },
+        schema_overrides={
+            "quarantine_reasons": pl.List(pl.String),
+            "quality_flags": pl.List(pl.String),
+        },
+    )
+    with pytest.raises(Failure, match="department_name"):
+        validate_contract(batch, table, metadata)
