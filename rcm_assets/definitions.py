@@ -7,6 +7,7 @@ from dagster import Definitions
 from rcm_assets.audit_assets import build_audit_specs
 from rcm_assets.bronze.emr import build_emr_bronze_assets
 from rcm_assets.bronze.landing import build_landing_bronze_assets
+from rcm_assets.gold.assets import build_gold_assets
 from rcm_assets.metadata import Metadata, load_metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, LandingStoreResource
 from rcm_assets.schedules import build_emr_schedules
@@ -19,9 +20,16 @@ def build_definitions(metadata: Metadata | None = None) -> Definitions:
     emr_assets = build_emr_bronze_assets(metadata)
     landing_assets = build_landing_bronze_assets(metadata)
     silver_assets, silver_checks = build_silver_assets(metadata)
+    gold_assets, gold_checks = build_gold_assets(metadata)
     return Definitions(
-        assets=[*emr_assets, *landing_assets, *silver_assets, *build_audit_specs(metadata)],
-        asset_checks=silver_checks,
+        assets=[
+            *emr_assets,
+            *landing_assets,
+            *silver_assets,
+            *gold_assets,
+            *build_audit_specs(metadata),
+        ],
+        asset_checks=[*silver_checks, *gold_checks],
         sensors=[build_landing_sensor(metadata), build_automation_sensor()],
         schedules=build_emr_schedules(metadata, emr_assets),
         resources={

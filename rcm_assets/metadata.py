@@ -264,6 +264,37 @@ class QualityThreshold(_Row):
         return _flag(value) if isinstance(value, str) else value
 
 
+class GoldTable(_Row):
+    """metadata/gold_tables.csv: a gold table; dimensions are built from these rows alone."""
+
+    table: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    kind: Literal["dimension", "fact", "kpi"]
+    source: Annotated[str | None, Field(pattern=rf"^{IDENTIFIER}$")] = None
+    key: Annotated[str | None, Field(pattern=rf"^{IDENTIFIER}$")] = None
+    columns: tuple[str, ...] = ()
+    max_age_hours: Annotated[float, Field(gt=0)]
+    description: str = ""
+
+    @field_validator("source", "key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _split(cls, value: str | tuple) -> tuple:
+        return tuple(value.split()) if isinstance(value, str) else value
+
+
+class GoldReference(_Row):
+    """metadata/gold_references.csv: a gold foreign key and the dimension it points to."""
+
+    table: str
+    column: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    dimension: str
+    dimension_key: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+
+
 RowT = TypeVar("RowT", bound=_Row)
 
 
@@ -315,6 +346,8 @@ class Metadata:
     silver_columns: tuple[SilverColumn, ...]
     quality_rules: tuple[QualityRule, ...]
     quality_thresholds: tuple[QualityThreshold, ...]
+    gold_tables: dict[str, GoldTable]
+    gold_references: tuple[GoldReference, ...]
 
     @property
     def active_loads(self) -> tuple[LoadConfig, ...]:
@@ -357,6 +390,9 @@ class Metadata:
             t for t in self.quality_thresholds if t.check == check and t.table in (table, "*")
         ]
         return min(matches, key=lambda t: t.table == "*", default=None)
+
+    def references_of(self, table: str) -> list[GoldReference]:
+        return [r for r in self.gold_references if r.table == table]
 
     def archive_after_days(self, layer: str) -> int | None:
         policy = self.archive_policies.get(layer)
@@ -430,7 +466,10 @@ def load_metadata(folder: Path | None = None) -> Metadata:
     silver_columns = _read_csv(folder / "silver_columns.csv", SilverColumn)
     rules = _read_csv(folder / "quality_rules.csv", QualityRule)
     thresholds = _read_csv(folder / "quality_thresholds.csv", QualityThreshold)
-    _check_silver(folder, silver_tables, sources, silver_columns, rules, thresholds)
+    gold_tables = _unique(folder / "gold_tables.csv", GoldTable, "table")
+    gold_references = _read_csv(folder / "gold_references.csv", GoldReference)
+    _check_silver(folder, silver_tables, sources, silver_columns, rules, thresholds, gold_tables)
+    _check_gold(folder, gold_tables, gold_references, silver_tables, silver_columns)
     return Metadata(
         folder,
         databases,
@@ -443,7 +482,40 @@ def load_metadata(folder: Path | None = None) -> Metadata:
         tuple(silver_columns),
         tuple(rules),
         tuple(thresholds),
+        gold_tables,
+        tuple(gold_references),
     )
+
+
+def _check_gold(
+    folder: Path,
+    tables: dict[str, GoldTable],
+    references: list[GoldReference],
+    silver: dict[str, SilverTable],
+    silver_columns: list[SilverColumn],
+) -> None:
+    path = folder / "gold_tables.csv"
+    for table in tables.values():
+        if table.kind == "kpi":
+            continue
+        if table.source not in silver:
+            raise _fail(path, table, "source", f"unknown silver table {table.source!r}")
+        known = {c.column for c in silver_columns if c.table == table.source} | {"datasource"}
+        unknown = [name for name in table.columns if name not in known]
+        if unknown:
+            raise _fail(
+                path, table, "columns", f"{', '.join(unknown)} not in silver/{table.source}"
+            )
+    references_path = folder / "gold_references.csv"
+    for reference in references:
+        for attribute in ("table", "dimension"):
+            if getattr(reference, attribute) not in tables:
+                raise _fail(
+                    references_path,
+                    reference,
+                    attribute,
+                    f"unknown gold table {getattr(reference, attribute)!r}",
+                )
 
 
 def _check_silver(
@@ -453,6 +525,7 @@ def _check_silver(
     columns: list[SilverColumn],
     rules: list[QualityRule],
     thresholds: list[QualityThreshold],
+    gold_tables: dict[str, GoldTable],
 ) -> None:
     tables_path, columns_path = folder / "silver_tables.csv", folder / "silver_columns.csv"
     defined: dict[str, set[str]] = defaultdict(set)
@@ -510,12 +583,12 @@ def _check_silver(
                 f"{', '.join(unknown)} not a column of {rule.table} in silver_columns.csv",
             )
     for threshold in thresholds:
-        if threshold.table != "*" and threshold.table not in tables:
+        if threshold.table != "*" and threshold.table not in {*tables, *gold_tables}:
             raise _fail(
                 folder / "quality_thresholds.csv",
                 threshold,
                 "table",
-                f"unknown silver table {threshold.table!r}",
+                f"unknown silver or gold table {threshold.table!r}",
             )
 
 

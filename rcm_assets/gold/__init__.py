@@ -1,0 +1,1 @@
+"""Gold layer: dimensions, the transactions fact and the RCM KPI marts."""

@@ -1,0 +1,191 @@
+"""Gold assets: one factory for every table of metadata/gold_tables.csv.
+
+Gold tables are rebuilt whole from silver on each run (they are small next to silver, and a
+rebuild can never drift), written in one overwrite commit. Referential integrity is checked
+inside the asset, after its dimensions (declared as deps) are built; freshness checks come from
+Dagster's last-update checks with the hours in metadata.
+"""
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    build_last_update_freshness_checks,
+)
+
+from rcm_assets.gold import kpis
+from rcm_assets.gold.dims import dimension
+from rcm_assets.gold.facts import fact_transactions
+from rcm_assets.lake import delta
+from rcm_assets.metadata import GoldTable, Metadata
+from rcm_assets.resources import LakeResource
+from rcm_assets.silver.quality import markdown, orphan_measures
+
+KPI_MARTS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
+    "kpi_ar_aging": kpis.ar_aging,
+    "kpi_monthly": kpis.monthly,
+    "kpi_payer_mix": kpis.payer_mix,
+    "kpi_provider_department": kpis.provider_department,
+}
+FACT = "fact_transactions"
+
+
+def gold_uri(lake: LakeResource, table: str) -> str:
+    return lake.table_uri("gold", table)
+
+
+def _silver(lake: LakeResource, table: str) -> pl.LazyFrame:
+    return delta.scan(lake.table_uri("silver", table), lake.storage_options)
+
+
+def _gold(lake: LakeResource, table: str) -> pl.LazyFrame:
+    return delta.scan(gold_uri(lake, table), lake.storage_options)
+
+
+def build_frame(table: GoldTable, metadata: Metadata, lake: LakeResource) -> pl.DataFrame:
+    """The table's rows, computed from silver (or from the fact, for KPI marts)."""
+    if table.kind == "dimension":
+        return dimension(_silver(lake, table.source), table).collect()
+    if table.kind == "fact":
+        return fact_transactions(_silver(lake, "transactions"), _silver(lake, "claims")).collect()
+    return KPI_MARTS[table.table](_gold(lake, FACT)).collect()
+
+
+def _write(uri: str, frame: pl.DataFrame, run_id: str, options: dict | None) -> None:
+    frame.write_delta(
+        uri,
+        mode="overwrite",
+        storage_options=options or {},
+        delta_write_options={
+            "schema_mode": "overwrite",
+            "commit_properties": delta._commit({"operation": "rebuild", "run_id": run_id}),
+        },
+    )
+
+
+def orphans(
+    frame: pl.DataFrame, table: GoldTable, metadata: Metadata, lake: LakeResource
+) -> pl.DataFrame:
+    """Per reference and datasource: rows whose key has no dimension row (kept, counted)."""
+    measures = []
+    for reference in metadata.references_of(table.table):
+        keys = _gold(lake, reference.dimension).select(reference.dimension_key).collect()
+        with_source = (
+            frame
+            if "datasource" in frame.columns
+            else frame.with_columns(pl.lit("*").alias("datasource"))
+        )
+        measures.append(
+            orphan_measures(with_source, reference.column, keys.to_series(), reference.dimension)
+        )
+    return pl.concat(measures) if measures else pl.DataFrame()
+
+
+def latest_month_markdown(frame: pl.DataFrame, limit: int = 30) -> str:
+    """The mart's latest month as a Markdown table, for the asset's metadata in the UI."""
+    latest = frame.filter(pl.col("month_end") == pl.col("month_end").max()).head(limit)
+    lines = ["| " + " | ".join(latest.columns) + " |", "|" + "---|" * len(latest.columns)]
+    for row in latest.iter_rows():
+        cells = (f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
+    key = AssetKey(["gold", table.table])
+    references = metadata.references_of(table.table)
+    if table.kind == "dimension":
+        deps = [AssetKey(["silver", table.source])]
+    elif table.kind == "fact":
+        deps = [AssetKey(["silver", "transactions"]), AssetKey(["silver", "claims"])]
+    else:
+        deps = [AssetKey(["gold", FACT])]
+    deps += [AssetKey(["gold", r.dimension]) for r in references]
+    threshold = metadata.threshold(table.table, "orphan_rate")
+    max_rate = threshold.max_rate if threshold else 1.0
+    blocking = bool(threshold and threshold.blocking)
+
+    @asset(
+        key=key,
+        group_name="gold",
+        deps=deps,
+        kinds={"polars", "delta"},
+        automation_condition=AutomationCondition.eager(),
+        description=table.description,
+        check_specs=[
+            AssetCheckSpec(
+                "referential_integrity",
+                asset=key,
+                blocking=blocking,
+                description=f"Share of rows whose foreign key has no dimension row, per key and "
+                f"datasource, at most {max_rate:.0%}: "
+                + ", ".join(f"{r.column} → {r.dimension}" for r in references),
+            )
+        ]
+        if references
+        else [],
+    )
+    def _gold_asset(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        started = time.monotonic()
+        frame = build_frame(table, metadata, lake).with_columns(
+            pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
+        )
+        _write(gold_uri(lake, table.table), frame, context.run.run_id, lake.storage_options)
+        metadata_out: dict[str, object] = {
+            "dagster/row_count": frame.height,
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
+        if table.kind == "kpi":
+            metadata_out["latest_month"] = MetadataValue.md(
+                latest_month_markdown(frame.drop("refreshed_at"))
+            )
+        if not references:
+            return MaterializeResult(metadata=metadata_out)
+        measured = orphans(frame, table, metadata, lake)
+        worst = measured.get_column("rate").max() if measured.height else 0.0
+        return MaterializeResult(
+            metadata=metadata_out,
+            check_results=[
+                AssetCheckResult(
+                    check_name="referential_integrity",
+                    passed=(worst or 0.0) <= max_rate,
+                    severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
+                    metadata={
+                        "max_rate": max_rate,
+                        "worst_rate": float(worst or 0.0),
+                        "orphans": MetadataValue.md(markdown(measured)),
+                        "orphan_rows": int(measured.get_column("rows_failed").sum()),
+                    },
+                )
+            ],
+        )
+
+    return _gold_asset
+
+
+def build_gold_assets(
+    metadata: Metadata,
+) -> tuple[list[AssetsDefinition], list[AssetChecksDefinition]]:
+    tables = list(metadata.gold_tables.values())
+    assets = [build_gold_asset(t, metadata) for t in tables]
+    freshness = [
+        check
+        for t in tables
+        for check in build_last_update_freshness_checks(
+            assets=[AssetKey(["gold", t.table])], lower_bound_delta=timedelta(hours=t.max_age_hours)
+        )
+    ]
+    return assets, freshness
