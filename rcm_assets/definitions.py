@@ -20,7 +20,7 @@ def build_definitions(metadata: Metadata | None = None) -> Definitions:
     emr_assets = build_emr_bronze_assets(metadata)
     landing_assets = build_landing_bronze_assets(metadata)
     silver_assets, silver_checks = build_silver_assets(metadata)
-    gold_assets, gold_checks = build_gold_assets(metadata)
+    gold_assets = build_gold_assets(metadata)
     return Definitions(
         assets=[
             *emr_assets,
@@ -29,7 +29,7 @@ def build_definitions(metadata: Metadata | None = None) -> Definitions:
             *gold_assets,
             *build_audit_specs(metadata),
         ],
-        asset_checks=[*silver_checks, *gold_checks],
+        asset_checks=silver_checks,
         sensors=[build_landing_sensor(metadata), build_automation_sensor()],
         schedules=build_emr_schedules(metadata, emr_assets),
         resources={

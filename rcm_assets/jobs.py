@@ -99,11 +99,6 @@ def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Out
                     message=(message or "").strip(),
                 )
             )
-        elif event.is_step_skipped:
-            outcomes.append(
-                Outcome(asset=(event.step_key or "?").replace("__", "/"), partition=partition,
-                        status="skipped", message="an upstream asset failed")
-            )  # fmt: skip
     return outcomes
 
 
@@ -128,7 +123,19 @@ def materialize_all(
             tags=tags,
             run_config=run_config,
         )
-        outcomes.extend(_outcomes(result, partition))
+        reported = _outcomes(result, partition)
+        seen = {o.asset for o in reported}
+        reported += [
+            Outcome(
+                key.to_user_string(),
+                partition,
+                "skipped",
+                message="not run: an upstream asset or a blocking check failed",
+            )
+            for key in keys
+            if key.to_user_string() not in seen
+        ]
+        outcomes.extend(reported)
     return outcomes
 
 

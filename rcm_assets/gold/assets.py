@@ -2,8 +2,8 @@
 
 Gold tables are rebuilt whole from silver on each run (they are small next to silver, and a
 rebuild can never drift), written in one overwrite commit. Referential integrity is checked
-inside the asset, after its dimensions (declared as deps) are built; freshness checks come from
-Dagster's last-update checks with the hours in metadata.
+inside the asset, after its dimensions (declared as deps) are built; freshness is a Dagster
+FreshnessPolicy with the hours in metadata.
 """
 
 import time
@@ -13,17 +13,16 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 from dagster import (
     AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     AutomationCondition,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
-    build_last_update_freshness_checks,
 )
 
 from rcm_assets.gold import kpis
@@ -124,6 +123,9 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
         deps=deps,
         kinds={"polars", "delta"},
         automation_condition=AutomationCondition.eager(),
+        freshness_policy=FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=table.max_age_hours)
+        ),
         description=table.description,
         check_specs=[
             AssetCheckSpec(
@@ -176,16 +178,5 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     return _gold_asset
 
 
-def build_gold_assets(
-    metadata: Metadata,
-) -> tuple[list[AssetsDefinition], list[AssetChecksDefinition]]:
-    tables = list(metadata.gold_tables.values())
-    assets = [build_gold_asset(t, metadata) for t in tables]
-    freshness = [
-        check
-        for t in tables
-        for check in build_last_update_freshness_checks(
-            assets=[AssetKey(["gold", t.table])], lower_bound_delta=timedelta(hours=t.max_age_hours)
-        )
-    ]
-    return assets, freshness
+def build_gold_assets(metadata: Metadata) -> list[AssetsDefinition]:
+    return [build_gold_asset(t, metadata) for t in metadata.gold_tables.values()]

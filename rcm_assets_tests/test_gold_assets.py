@@ -1,0 +1,108 @@
+"""gold/assets.py through Dagster on the sample data."""
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance
+
+from rcm_assets.sample_data import SAMPLE_HOSPITALS
+from rcm_assets_tests.bronze_helpers import Sources, run_all
+from rcm_assets_tests.conftest import Project
+
+VALID_PATIENT = {
+    "a": "PatientID IS NOT NULL AND DOB IS NOT NULL AND FirstName IS NOT NULL"
+    " AND LOWER(TRIM(FirstName)) <> 'null'",
+    "b": "ID IS NOT NULL AND DOB IS NOT NULL AND F_Name IS NOT NULL"
+    " AND LOWER(TRIM(F_Name)) <> 'null'",
+}
+VALID_TRANSACTION = (
+    "EncounterID IS NOT NULL AND PatientID IS NOT NULL AND TransactionID IS NOT NULL"
+    " AND VisitDate IS NOT NULL"
+)
+
+
+@pytest.fixture
+def sources(sampled: Project) -> Sources:
+    return Sources(sampled, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True)))
+
+
+def gold(project: Project, table: str) -> pl.DataFrame:
+    return pl.read_delta(str(project.lake / "gold" / table))
+
+
+def test_every_foreign_key_resolves_except_the_injected_orphans(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    outcomes = run_all(instance)
+
+    assert all(o.status == "materialized" for o in outcomes if o.asset.startswith("gold/"))
+    fact = gold(sources.project, "fact_transactions")
+    dims = {
+        "patient_key": gold(sources.project, "dim_patient")["patient_key"],
+        "provider_key": gold(sources.project, "dim_provider")["provider_key"],
+        "department_key": gold(sources.project, "dim_department")["department_key"],
+        "procedure_code": gold(sources.project, "dim_cpt_code")["cpt_code"],
+    }
+    for target, layout, datasource in (("hosa", "a", "hos-a"), ("hosb", "b", "hos-b")):
+        rows = fact.filter(pl.col("datasource") == datasource)
+        [(expected_rows,)] = sources.rows(
+            target, f"SELECT COUNT(*) FROM {{transactions}} WHERE {VALID_TRANSACTION}"
+        )
+        assert rows.height == expected_rows
+        patient_id = "PatientID" if layout == "a" else "ID"
+        [(orphans,)] = sources.rows(
+            target,
+            f"SELECT COUNT(*) FROM {{transactions}} WHERE {VALID_TRANSACTION} AND PatientID NOT IN"
+            f" (SELECT {patient_id} FROM {{patients}} WHERE {VALID_PATIENT[layout]})",
+        )
+        unresolved = rows.filter(~pl.col("patient_key").is_in(dims["patient_key"].implode()))
+        assert unresolved.height == orphans > 0
+        for column in ("provider_key", "department_key", "procedure_code"):
+            assert rows[column].is_in(dims[column].implode()).all(), column
+        assert rows["claim_status"].null_count() < rows.height * 0.05  # claims joined
+
+
+def test_rerun_on_unchanged_silver_gives_identical_rows(
+    sampled: Project, instance: DagsterInstance
+) -> None:
+    run_all(instance)
+    before = {
+        t: gold(sampled, t).drop("refreshed_at") for t in ("fact_transactions", "kpi_monthly")
+    }
+
+    run_all(instance)
+
+    for table, rows in before.items():
+        assert gold(sampled, table).drop("refreshed_at").equals(rows), table
+
+
+def test_kpi_marts_show_the_latest_month_in_the_ui(
+    sampled: Project, instance: DagsterInstance
+) -> None:
+    from dagster import AssetKey
+
+    run_all(instance)
+    event = instance.get_latest_materialization_event(AssetKey(["gold", "kpi_monthly"]))
+    metadata = event.asset_materialization.metadata
+    assert metadata["dagster/row_count"].value > 0
+    preview = metadata["latest_month"].value
+    assert preview.startswith("| datasource | month_end |") and "hos-a" in preview
+
+
+def test_a_blocking_silver_check_failure_stops_gold(
+    sampled: Project, instance: DagsterInstance
+) -> None:
+    sampled.edit_metadata(
+        "quality_thresholds.csv", "*,quarantine_rate,0.05,1", "*,quarantine_rate,0.001,1"
+    )
+
+    outcomes = run_all(instance)
+
+    status: dict[str, set[str]] = {}
+    for o in outcomes:
+        status.setdefault(o.asset, set()).add(o.status)
+    assert status["silver/patients"] == {"materialized", "failed"}  # written, then checked
+    failure = next(o for o in outcomes if o.asset == "silver/patients" and o.status == "failed")
+    assert "quarantine_rate" in failure.message
+    assert status["gold/dim_patient"] == {"skipped"}
+    assert status["gold/fact_transactions"] == {"skipped"}
+    assert not (sampled.lake / "gold" / "dim_patient").exists()
