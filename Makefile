@@ -25,6 +25,7 @@ $(BIN)/.rcm-installed: pyproject.toml
 demo: install
 	@if ! ls $(RCM_HOME)/sources/*.db >/dev/null 2>&1; then $(BIN)/rcm generate; fi
 	$(BIN)/rcm run
+	$(BIN)/rcm report
 
 test: install
 	$(BIN)/pytest

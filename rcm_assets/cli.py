@@ -120,6 +120,27 @@ def _dictionary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from rcm_assets.gold.report import render_report
+    from rcm_assets.resources import LakeResource
+
+    lake = LakeResource()
+    marts = {}
+    for mart in ("kpi_ar_aging", "kpi_monthly", "kpi_payer_mix"):
+        uri = lake.table_uri("gold", mart)
+        try:
+            marts[mart] = pl.read_delta(uri, storage_options=lake.storage_options)
+        except Exception:
+            raise RcmError(f"gold/{mart} is not built yet at {uri}: run `rcm run` first") from None
+    target = args.output or rcm_home() / "reports" / "rcm_kpis.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_report(*marts.values()))
+    print(f"wrote {target}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="rcm", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -142,6 +163,10 @@ def parser() -> argparse.ArgumentParser:
     archive.add_argument("--older-than-days", type=int, help="default: metadata/archive_policy")
     archive.add_argument("--dry-run", action="store_true")
     archive.set_defaults(handler=_archive)
+    report = commands.add_parser("report", help="write the KPI report (HTML) from gold")
+    report.add_argument("--output", type=Path, help="default: $RCM_HOME/reports/rcm_kpis.html")
+    report.set_defaults(handler=_report)
+
     dictionary = commands.add_parser("dictionary", help="write the silver data dictionary")
     dictionary.add_argument("--output", type=Path, help="default: docs/data_dictionary.md")
     dictionary.set_defaults(handler=_dictionary)
