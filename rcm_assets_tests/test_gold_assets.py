@@ -86,6 +86,9 @@ def test_kpi_marts_show_the_latest_month_in_the_ui(
     assert metadata["dagster/row_count"].value > 0
     preview = metadata["latest_month"].value
     assert preview.startswith("| datasource | month_end |") and "hos-a" in preview
+    plot = metadata["plot_data"].value
+    assert {c.name for c in plot.schema.columns} >= {"datasource", "month_end", "days_in_ar"}
+    assert plot.records and isinstance(plot.records[0].data["charges"], float)
 
 
 def test_a_blocking_silver_check_failure_stops_gold(

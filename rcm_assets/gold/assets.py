@@ -22,6 +22,9 @@ from dagster import (
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
 )
 
@@ -103,6 +106,24 @@ def latest_month_markdown(frame: pl.DataFrame, limit: int = 30) -> str:
     return "\n".join(lines)
 
 
+def plot_table(frame: pl.DataFrame, limit: int = 500) -> MetadataValue:
+    """The mart's newest rows as a typed table, ready to chart from the UI or the API."""
+    recent = frame.sort("month_end", descending=True).head(limit).sort(frame.columns[:2])
+    types = {pl.Float64: "float", pl.Int64: "int", pl.Int32: "int", pl.UInt32: "int"}
+    schema = TableSchema(
+        columns=[
+            TableColumn(name, types.get(dtype, "string")) for name, dtype in recent.schema.items()
+        ]
+    )
+    records = [
+        TableRecord(
+            {k: (v if isinstance(v, int | float) or v is None else str(v)) for k, v in row.items()}
+        )
+        for row in recent.iter_rows(named=True)
+    ]
+    return MetadataValue.table(records=records, schema=schema)
+
+
 def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     key = AssetKey(["gold", table.table])
     references = metadata.references_of(table.table)
@@ -151,9 +172,9 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
             "duration_seconds": round(time.monotonic() - started, 3),
         }
         if table.kind == "kpi":
-            metadata_out["latest_month"] = MetadataValue.md(
-                latest_month_markdown(frame.drop("refreshed_at"))
-            )
+            values = frame.drop("refreshed_at")
+            metadata_out["latest_month"] = MetadataValue.md(latest_month_markdown(values))
+            metadata_out["plot_data"] = plot_table(values)
         if not references:
             return MaterializeResult(metadata=metadata_out)
         measured = orphans(frame, table, metadata, lake)
