@@ -12,6 +12,7 @@ from rcm_assets.definitions import build_definitions
 from rcm_assets.jobs import Outcome, materialize_all
 from rcm_assets.metadata import load_metadata
 from rcm_assets.sample_data import (
+    SAMPLE_HOSPITALS,
     HospitalProfile,
     TableCount,
     mutate_sources,
@@ -71,6 +72,21 @@ class Sources:
         column = WATERMARKS[(target, table)]
         return self.rows(target, f'SELECT CAST(MAX("{column}") AS TEXT) FROM {{{table}}}')[0][0]
 
+    def copy_transactions(self, target: str, copies: int, watermark: str) -> None:
+        """Insert `copies` new-id copies of every transaction, all at one watermark: a change
+        large enough that writing it takes seconds (to be caught by a kill)."""
+        self.execute(
+            target,
+            f"""WITH RECURSIVE copies(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copies
+            WHERE n < {copies:d})
+            INSERT INTO {{transactions}} SELECT 'NEW-' || n || '-' || "TransactionID",
+            "EncounterID", "PatientID", "ProviderID", "DeptID", "VisitDate", "ServiceDate",
+            "PaidDate", "VisitType", "Amount", "AmountType", "PaidAmount", "ClaimID", "PayorID",
+            "ProcedureCode", "ICDCode", "LineOfBusiness", "MedicaidID", "MedicareID", "InsertDate",
+            ? FROM {{transactions}} CROSS JOIN copies""",
+            (watermark,),
+        )
+
     def mutate(self, seed: int) -> dict[tuple[str, str], TableCount]:
         target_of = {profile.database: target for target, profile in self.hospitals.items()}
         counts = mutate_sources(
@@ -80,6 +96,15 @@ class Sources:
             hospitals=list(self.hospitals.values()),
         )
         return {(target_of[c.database], c.table): c for c in counts}
+
+
+def sqlite_sources(project: Project) -> Sources:
+    """The sample hospitals' SQLite files of a `sampled` project."""
+    return Sources(project, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True)))
+
+
+def read_table(project: Project, layer: str, table: str) -> pl.DataFrame:
+    return pl.read_delta(str(project.lake / layer / table))
 
 
 def run_all(instance: DagsterInstance, partitions: list[str] | None = None) -> list[Outcome]:

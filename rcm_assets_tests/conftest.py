@@ -88,19 +88,36 @@ def sampled(project: Project, sample_sources: Path) -> Project:
     return project
 
 
+# Per test session, so that two sessions on one server (a developer's and CI's) never collide.
+PG_PREFIX = f"rcmtest-{os.getpid()}"
+
+
+def _drop_databases(server: str, names: list[str]) -> None:
+    connection = psycopg2.connect(server)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
+
+
 @pytest.fixture(scope="session")
-def postgres_templates(sample_sources: Path) -> tuple[str, tuple]:
+def postgres_templates(sample_sources: Path) -> Iterator[tuple[str, tuple]]:
     """The sample hospitals generated once into template databases, cloned per test."""
     from rcm_assets.sample_data import SAMPLE_HOSPITALS, generate_sources
 
     server = postgres_or_skip()
     templates = tuple(
-        replace(profile, database=f"rcmtest-template-{profile.database[-1]}")
+        replace(profile, database=f"{PG_PREFIX}-template-{profile.database[-1]}")
         for profile in SAMPLE_HOSPITALS
     )
-    generate_sources(sample_sources / "pg", scale=SAMPLE_SCALE, seed=7, target=server,
-                     hospitals=templates)  # fmt: skip
-    return server, templates
+    generate_sources(
+        sample_sources / "pg", scale=SAMPLE_SCALE, seed=7, target=server, hospitals=templates
+    )
+    yield server, templates
+    _drop_databases(
+        server, [t.database for t in templates] + [f"{PG_PREFIX}-hosa", f"{PG_PREFIX}-hosb"]
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -122,7 +139,7 @@ def sources(request: pytest.FixtureRequest, project: Project, sample_sources: Pa
     hospitals = {}
     with connection.cursor() as cursor:
         for target, template, spec in zip(("hosa", "hosb"), templates, ("A", "B"), strict=True):
-            database = f"rcmtest-{target}"
+            database = f"{PG_PREFIX}-{target}"
             cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             cursor.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template.database}"')
             hospitals[target] = replace(template, database=database)

@@ -15,7 +15,7 @@ from rcm_assets.bronze import emr
 from rcm_assets.bronze.watermark import high_watermark
 from rcm_assets.definitions import build_definitions
 from rcm_assets.metadata import load_metadata
-from rcm_assets.sample_data import SAMPLE_HOSPITALS, HospitalProfile, generate_sources
+from rcm_assets.sample_data import HospitalProfile, generate_sources
 from rcm_assets_tests.bronze_helpers import (
     TABLES,
     WATERMARKS,
@@ -25,6 +25,7 @@ from rcm_assets_tests.bronze_helpers import (
     by_status,
     delta_version,
     run_all,
+    sqlite_sources,
 )
 from rcm_assets_tests.conftest import Project
 
@@ -323,17 +324,9 @@ def test_sigkill_during_bronze_write_leaves_table_and_watermark(
     watermark = audit_logs(sampled).filter(pl.col("tablename") == "dbo.transactions")[
         "watermark_max"
     ]
-    sources = Sources(sampled, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True)))
+    sources = sqlite_sources(sampled)
     inserted = 1_000 * before  # enough rows that writing the Delta files takes seconds
-    sources.execute(
-        "hosa",
-        """WITH RECURSIVE copies(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copies WHERE n < 1000)
-        INSERT INTO {transactions} SELECT 'NEW-' || n || '-' || "TransactionID", "EncounterID",
-        "PatientID", "ProviderID", "DeptID", "VisitDate", "ServiceDate", "PaidDate", "VisitType",
-        "Amount", "AmountType", "PaidAmount", "ClaimID", "PayorID", "ProcedureCode", "ICDCode",
-        "LineOfBusiness", "MedicaidID", "MedicareID", "InsertDate", '2026-03-01 00:00:00'
-        FROM {transactions} CROSS JOIN copies""",
-    )
+    sources.copy_transactions("hosa", 1000, "2026-03-01 00:00:00")
     existing = set(os.listdir(table))
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "rcm"), "run", "--partition", "hos-a"],

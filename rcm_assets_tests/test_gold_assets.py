@@ -4,8 +4,7 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance
 
-from rcm_assets.sample_data import SAMPLE_HOSPITALS
-from rcm_assets_tests.bronze_helpers import Sources, run_all
+from rcm_assets_tests.bronze_helpers import Sources, read_table, run_all, sqlite_sources
 from rcm_assets_tests.conftest import Project
 
 VALID_PATIENT = {
@@ -22,11 +21,11 @@ VALID_TRANSACTION = (
 
 @pytest.fixture
 def sources(sampled: Project) -> Sources:
-    return Sources(sampled, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True)))
+    return sqlite_sources(sampled)
 
 
 def gold(project: Project, table: str) -> pl.DataFrame:
-    return pl.read_delta(str(project.lake / "gold" / table))
+    return read_table(project, "gold", table)
 
 
 def test_every_foreign_key_resolves_except_the_injected_orphans(

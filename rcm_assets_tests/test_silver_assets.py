@@ -15,8 +15,7 @@ from deltalake import DeltaTable
 from rcm_assets.definitions import build_definitions
 from rcm_assets.lake.scd2 import consumed_load_ids
 from rcm_assets.metadata import load_metadata
-from rcm_assets.sample_data import SAMPLE_HOSPITALS
-from rcm_assets_tests.bronze_helpers import Sources, run_all
+from rcm_assets_tests.bronze_helpers import Sources, read_table, run_all, sqlite_sources
 from rcm_assets_tests.conftest import Project
 
 DEFECTS = {  # what the generator injects, counted in the source database itself
@@ -35,11 +34,11 @@ TARGETS = {"hosa": ("hos-a", "a"), "hosb": ("hos-b", "b")}
 
 @pytest.fixture
 def sources(sampled: Project) -> Sources:
-    return Sources(sampled, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True)))
+    return sqlite_sources(sampled)
 
 
 def silver(project: Project, table: str) -> pl.DataFrame:
-    return pl.read_delta(str(project.lake / "silver" / table))
+    return read_table(project, "silver", table)
 
 
 def test_silver_counts_and_quarantine_equal_the_sources(
@@ -160,15 +159,7 @@ def test_sigkill_during_the_silver_run_leaves_silver_before_or_after_never_betwe
     run_all(instance)
     table = project.lake / "silver" / "transactions"
     version = DeltaTable(str(table)).version()
-    sources.execute(  # a large change, so the merge takes long enough to be caught writing
-        "hosa",
-        """WITH RECURSIVE copies(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copies WHERE n < 1000)
-        INSERT INTO {transactions} SELECT 'NEW-' || n || '-' || "TransactionID", "EncounterID",
-        "PatientID", "ProviderID", "DeptID", "VisitDate", "ServiceDate", "PaidDate", "VisitType",
-        "Amount", "AmountType", "PaidAmount", "ClaimID", "PayorID", "ProcedureCode", "ICDCode",
-        "LineOfBusiness", "MedicaidID", "MedicareID", "InsertDate", '2026-03-01 00:00:00'
-        FROM {transactions} CROSS JOIN copies""",
-    )
+    sources.copy_transactions("hosa", 1000, "2026-03-01 00:00:00")  # seconds of merge work
     run_all(instance, ["hos-a"])  # bronze only
     pending = set(pl.read_delta(str(project.lake / "bronze" / "hosa" / "transactions"))["load_id"])
     consumed = consumed_load_ids(str(table), "hos-a")
