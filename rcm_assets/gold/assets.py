@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -34,7 +32,7 @@ from rcm_assets.gold.facts import fact_transactions
 from rcm_assets.lake import delta
 from rcm_assets.metadata import GoldTable, Metadata
 from rcm_assets.resources import LakeResource
-from rcm_assets.silver.quality import markdown, orphan_measures
+from rcm_assets.silver.quality import MEASURES_SCHEMA, check_result, orphan_measures
 
 KPI_MARTS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
     "kpi_ar_aging": kpis.ar_aging,
@@ -93,7 +91,7 @@ def orphans(
         measures.append(
             orphan_measures(with_source, reference.column, keys.to_series(), reference.dimension)
         )
-    return pl.concat(measures) if measures else pl.DataFrame()
+    return pl.concat([pl.DataFrame(schema=MEASURES_SCHEMA), *measures])
 
 
 def latest_month_markdown(frame: pl.DataFrame, limit: int = 30) -> str:
@@ -178,21 +176,11 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
         if not references:
             return MaterializeResult(metadata=metadata_out)
         measured = orphans(frame, table, metadata, lake)
-        worst = measured.get_column("rate").max() if measured.height else 0.0
+        metadata_out["orphan_rows"] = int(measured.get_column("rows_failed").sum())
         return MaterializeResult(
             metadata=metadata_out,
             check_results=[
-                AssetCheckResult(
-                    check_name="referential_integrity",
-                    passed=(worst or 0.0) <= max_rate,
-                    severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
-                    metadata={
-                        "max_rate": max_rate,
-                        "worst_rate": float(worst or 0.0),
-                        "orphans": MetadataValue.md(markdown(measured)),
-                        "orphan_rows": int(measured.get_column("rows_failed").sum()),
-                    },
-                )
+                check_result("orphan_rate", threshold, measured, "referential_integrity")
             ],
         )
 

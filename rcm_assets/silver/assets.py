@@ -15,7 +15,6 @@ import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -37,8 +36,11 @@ from rcm_assets.resources import LakeResource
 from rcm_assets.silver.cdm import LINEAGE, silver_batch
 from rcm_assets.silver.contracts import validate_contract
 from rcm_assets.silver.quality import (
+    CURRENT_SCHEMA,
+    MEASURES_SCHEMA,
+    check_result,
     dq_rows,
-    duplicate_current_keys,
+    duplicate_measures,
     markdown,
     orphan_measures,
     quarantine_measures,
@@ -178,15 +180,22 @@ def _replace(
     return frame.height
 
 
-def current_rows(lake: LakeResource, table: str) -> pl.DataFrame:
+def current_rows(lake: LakeResource, table: str, schema: dict | None = None) -> pl.DataFrame:
+    """The table's current rows; empty (with `schema`) while the table does not exist."""
     uri = silver_uri(lake, table)
     if not delta.exists(uri, lake.storage_options):
-        return pl.DataFrame()
+        return pl.DataFrame(schema=schema)
     return delta.scan(uri, lake.storage_options).filter(pl.col("is_current")).collect()
 
 
-def _severity(blocking: bool) -> AssetCheckSeverity:
-    return AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN
+def record_measures(lake: LakeResource, measures: pl.DataFrame, table: str, run_id: str) -> None:
+    if measures.height:
+        delta.append(
+            dq_uri(lake),
+            dq_rows(measures, table, run_id, datetime.now(UTC)),
+            {"operation": "dq", "table": table},
+            lake.storage_options,
+        )
 
 
 def _column_schema(table: SilverTable, metadata: Metadata) -> TableSchema:
@@ -235,43 +244,9 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
     def _silver(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         started = time.monotonic()
         build = build_silver_table(table, metadata, lake, context.run.run_id, context.log)
-        current = current_rows(lake, table.table)
-        if current.is_empty():
-            current = pl.DataFrame(
-                schema={
-                    "datasource": pl.String,
-                    table.key: pl.String,
-                    "is_quarantined": pl.Boolean,
-                    "quarantine_reasons": pl.List(pl.String),
-                    "quality_flags": pl.List(pl.String),
-                }
-            )
-        measures = quarantine_measures(current)
-        dup_count = duplicate_current_keys(current, table.key)
-        now = datetime.now(UTC)
-        dup_rows = pl.DataFrame(
-            {
-                "datasource": ["*"],
-                "check": ["duplicate_current_keys"],
-                "rule": [table.key],
-                "rows_checked": [current.height],
-                "rows_failed": [dup_count],
-                "rate": [dup_count / current.height if current.height else 0.0],
-            },
-        )
-        delta.append(
-            dq_uri(lake),
-            dq_rows(
-                pl.concat([measures, dup_rows], how="vertical_relaxed"),
-                table.table,
-                context.run.run_id,
-                now,
-            ),
-            {"operation": "dq", "table": table.table},
-            lake.storage_options,
-        )
-        rates = measures.filter(pl.col("check") == "quarantine_rate")
-        worst = rates.get_column("rate").max() or 0.0
+        current = current_rows(lake, table.table, {table.key: pl.String, **CURRENT_SCHEMA})
+        measures = pl.concat([quarantine_measures(current), duplicate_measures(current, table.key)])
+        record_measures(lake, measures, table.table, context.run.run_id)
         return MaterializeResult(
             metadata={
                 "dagster/row_count": current.height,
@@ -285,23 +260,11 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
                 "duration_seconds": round(time.monotonic() - started, 3),
             },
             check_results=[
-                AssetCheckResult(
-                    check_name="quarantine_rate",
-                    passed=worst <= (quarantine.max_rate if quarantine else 1.0),
-                    severity=_severity(bool(quarantine and quarantine.blocking)),
-                    metadata={
-                        "max_rate": quarantine.max_rate if quarantine else 1.0,
-                        "worst_rate": float(worst),
-                        "per_datasource": MetadataValue.md(markdown(rates)),
-                    },
-                ),
-                AssetCheckResult(
-                    check_name="duplicate_current_keys",
-                    passed=(dup_count / current.height if current.height else 0.0)
-                    <= (duplicates.max_rate if duplicates else 0.0),
-                    severity=_severity(bool(duplicates and duplicates.blocking)),
-                    metadata={"duplicate_keys": dup_count},
-                ),
+                check_result(check, threshold, measures)
+                for check, threshold in (
+                    ("quarantine_rate", quarantine),
+                    ("duplicate_current_keys", duplicates),
+                )
             ],
         )
 
@@ -328,47 +291,19 @@ def build_referential_checks(table: SilverTable, metadata: Metadata) -> list:
         + ", ".join(f"{c.column} → {c.references}" for c in references),
     )
     def _referential(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
-        child = current_rows(lake, table.table)
-        measures = []
+        child = current_rows(lake, table.table, CURRENT_SCHEMA)
+        measures = pl.DataFrame(schema=MEASURES_SCHEMA)
         for column in references:
-            parent = current_rows(lake, column.references)
-            key = metadata.silver_tables[column.references].key
-            keys = (
-                parent.get_column(key) if not parent.is_empty() else pl.Series(key, [], pl.String)
+            parent_key = metadata.silver_tables[column.references].key
+            parent = current_rows(lake, column.references, {parent_key: pl.String})
+            measures = pl.concat(
+                [
+                    measures,
+                    orphan_measures(child, column.column, parent[parent_key], column.references),
+                ]
             )
-            if not child.is_empty():
-                measures.append(orphan_measures(child, column.column, keys, column.references))
-        result = (
-            pl.concat(measures)
-            if measures
-            else pl.DataFrame(
-                schema=dict(
-                    datasource=pl.String,
-                    check=pl.String,
-                    rule=pl.String,
-                    rows_checked=pl.Int64,
-                    rows_failed=pl.Int64,
-                    rate=pl.Float64,
-                )
-            )
-        )
-        if result.height:
-            delta.append(
-                dq_uri(lake),
-                dq_rows(result, table.table, context.run.run_id, datetime.now(UTC)),
-                {"operation": "dq", "table": table.table},
-                lake.storage_options,
-            )
-        worst = result.get_column("rate").max() or 0.0
-        return AssetCheckResult(
-            passed=worst <= max_rate,
-            severity=_severity(blocking),
-            metadata={
-                "max_rate": max_rate,
-                "worst_rate": float(worst),
-                "orphans": MetadataValue.md(markdown(result)),
-            },
-        )
+        record_measures(lake, measures, table.table, context.run.run_id)
+        return check_result("orphan_rate", threshold, measures, "referential_integrity")
 
     return [_referential]
 

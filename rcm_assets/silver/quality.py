@@ -7,6 +7,9 @@ UI always agree.
 from datetime import datetime
 
 import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+
+from rcm_assets.metadata import QualityThreshold
 
 DQ_SCHEMA = pl.Schema(
     {
@@ -23,6 +26,24 @@ DQ_SCHEMA = pl.Schema(
 )
 
 
+MEASURES_SCHEMA = pl.Schema(
+    {
+        "datasource": pl.String,
+        "check": pl.String,
+        "rule": pl.String,
+        "rows_checked": pl.Int64,
+        "rows_failed": pl.Int64,
+        "rate": pl.Float64,
+    }
+)
+CURRENT_SCHEMA = {
+    "datasource": pl.String,
+    "is_quarantined": pl.Boolean,
+    "quarantine_reasons": pl.List(pl.String),
+    "quality_flags": pl.List(pl.String),
+}
+
+
 def _measure(frame: pl.DataFrame, check: str, rule: pl.Expr) -> pl.DataFrame:
     return frame.select(
         "datasource",
@@ -30,8 +51,11 @@ def _measure(frame: pl.DataFrame, check: str, rule: pl.Expr) -> pl.DataFrame:
         rule.alias("rule"),
         pl.col("rows_checked").cast(pl.Int64),
         pl.col("rows_failed").cast(pl.Int64),
-        (pl.col("rows_failed") / pl.col("rows_checked")).fill_nan(0.0).alias("rate"),
-    )
+        pl.when(pl.col("rows_checked") > 0)
+        .then(pl.col("rows_failed") / pl.col("rows_checked"))
+        .otherwise(0.0)
+        .alias("rate"),
+    ).cast(dict(MEASURES_SCHEMA))
 
 
 def quarantine_measures(current: pl.DataFrame) -> pl.DataFrame:
@@ -55,8 +79,17 @@ def quarantine_measures(current: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def duplicate_current_keys(current: pl.DataFrame, key: str) -> int:
-    return current.group_by(key).len().filter(pl.col("len") > 1).height
+def duplicate_measures(current: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Keys with more than one current row, over the whole table (datasource `*`)."""
+    duplicated = current.group_by(key).len().filter(pl.col("len") > 1).height
+    counted = pl.DataFrame(
+        {"datasource": ["*"], "rows_checked": [current.height], "rows_failed": [duplicated]}
+    )
+    return _measure(counted, "duplicate_current_keys", pl.lit(key))
+
+
+def worst_rate(measures: pl.DataFrame, check: str) -> float:
+    return float(measures.filter(pl.col("check") == check).get_column("rate").max() or 0.0)
 
 
 def orphan_measures(
@@ -88,3 +121,23 @@ def markdown(measures: pl.DataFrame) -> str:
         for r in measures.iter_rows(named=True)
     ]
     return "\n".join(lines)
+
+
+def check_result(
+    check: str, threshold: QualityThreshold | None, measures: pl.DataFrame, name: str = ""
+) -> AssetCheckResult:
+    """Pass while every datasource's rate is within the threshold (none: always pass)."""
+    limit = threshold.max_rate if threshold else 1.0
+    worst = worst_rate(measures, check)
+    return AssetCheckResult(
+        check_name=name or check,
+        passed=worst <= limit,
+        severity=AssetCheckSeverity.ERROR
+        if threshold and threshold.blocking
+        else AssetCheckSeverity.WARN,
+        metadata={
+            "max_rate": limit,
+            "worst_rate": worst,
+            "measures": MetadataValue.md(markdown(measures.filter(pl.col("check") == check))),
+        },
+    )
