@@ -10,6 +10,11 @@ from rcm_assets.metadata import Metadata
 def build_audit_specs(metadata: Metadata) -> list[AssetSpec]:
     bronze_keys = [AssetKey(["bronze", table]) for table in metadata.bronze_tables()]
     landing_keys = [AssetKey(["bronze", table]) for table in metadata.landing_tables]
+    reference_keys = [
+        AssetKey(["bronze", s.table])
+        for s in metadata.silver_tables.values()
+        if s.default_datasource and s.source not in metadata.landing_tables
+    ]
     return [
         AssetSpec(
             key=AssetKey(["audit", "rejected_rows"]),
@@ -26,7 +31,7 @@ def build_audit_specs(metadata: Metadata) -> list[AssetSpec]:
             key=AssetKey(["audit", "load_logs"]),
             group_name="audit",
             kinds={"delta"},
-            deps=[*bronze_keys, *landing_keys],
+            deps=[*bronze_keys, *landing_keys, *reference_keys],
             description=(
                 "One row per (datasource, table) load: rows copied, watermark column and the "
                 "maximum watermark value loaded, load id, type, status, run id. Written by every "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rcm_assets.errors import RcmError
+from rcm_assets.lake_cli import add_lake_commands
 from rcm_assets.settings import dagster_home, rcm_home
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 def _generate(args: argparse.Namespace) -> int:
     from rcm_assets.metadata import load_metadata
     from rcm_assets.sample_data import generate_sources, mutate_sources, postgres_database_uri
+    from rcm_assets.sample_data.api_replay import sample_providers, write_api_replay
 
     home = rcm_home()
     started = time.monotonic()
@@ -40,6 +42,9 @@ def _generate(args: argparse.Namespace) -> int:
         for c in counts:
             print(f"{c.database:<28} {c.table:<14} {c.rows:>12,} rows")
         print(f"landing files in {home / 'landing'}")
+    # The offline NPPES replay must know the providers' NPIs, which a mutation can add to.
+    replay = write_api_replay(home, sample_providers(home, args.target))
+    print(f"API replay fixtures in {replay}")
     print(f"done in {time.monotonic() - started:.1f}s")
     if args.target:
         print("Point the lakehouse at these databases with:")
@@ -166,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write the KPI report (HTML) from gold")
     report.add_argument("--output", type=Path, help="default: $RCM_HOME/reports/rcm_kpis.html")
     report.set_defaults(handler=_report)
+
+    add_lake_commands(commands)
 
     dictionary = commands.add_parser("dictionary", help="write the silver data dictionary")
     dictionary.add_argument("--output", type=Path, help="default: docs/data_dictionary.md")

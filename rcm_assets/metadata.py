@@ -11,7 +11,7 @@ import fnmatch
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -268,14 +268,15 @@ class GoldTable(_Row):
     """metadata/gold_tables.csv: a gold table; dimensions are built from these rows alone."""
 
     table: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
-    kind: Literal["dimension", "fact", "kpi"]
+    kind: Literal["dimension", "fact", "kpi", "masked"]
     source: Annotated[str | None, Field(pattern=rf"^{IDENTIFIER}$")] = None
     key: Annotated[str | None, Field(pattern=rf"^{IDENTIFIER}$")] = None
     columns: tuple[str, ...] = ()
+    consumer: Annotated[str | None, Field(pattern=SLUG)] = None  # masked tables: for whom
     max_age_hours: Annotated[float, Field(gt=0)]
     description: str = ""
 
-    @field_validator("source", "key", mode="before")
+    @field_validator("source", "key", "consumer", mode="before")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if isinstance(value, str) else value
@@ -286,6 +287,50 @@ class GoldTable(_Row):
         return tuple(value.split()) if isinstance(value, str) else value
 
 
+class CatalogEntry(_Row):
+    """metadata/catalog.csv: owner and tags of assets; `*` in `asset` matches any name."""
+
+    asset: Annotated[str, Field(pattern=r"^[a-z_]+/[A-Za-z0-9_*]+$")]
+    owner: Annotated[str, Field(pattern=r"^(team:[A-Za-z0-9_-]+|[^@\s]+@[^@\s]+)$")]
+    tags: tuple[str, ...] = ()
+    description: str = ""
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _split(cls, value: str | tuple) -> tuple:
+        return tuple(value.split()) if isinstance(value, str) else value
+
+    def matches(self, asset: str) -> bool:
+        return fnmatch.fnmatchcase(asset, self.asset)
+
+    @property
+    def dagster_tags(self) -> dict[str, str]:
+        """`layer:gold pii` → {"layer": "gold", "pii": ""}."""
+        return {name: value for name, _, value in (tag.partition(":") for tag in self.tags)}
+
+
+class ColumnTags(_Row):
+    """metadata/column_tags.csv: classification of a column (pii, phi, masked, public)."""
+
+    asset: Annotated[str, Field(pattern=r"^[a-z_]+/[A-Za-z0-9_]+$")]
+    column: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    tags: tuple[str, ...]
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _split(cls, value: str | tuple) -> tuple:
+        return tuple(value.split()) if isinstance(value, str) else value
+
+
+class MaskingRule(_Row):
+    """metadata/masking.csv: how a column is masked for a consumer."""
+
+    consumer: Annotated[str, Field(pattern=SLUG)]
+    table: str
+    column: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    rule: Literal["last4", "redact", "year"]
+
+
 class GoldReference(_Row):
     """metadata/gold_references.csv: a gold foreign key and the dimension it points to."""
 
@@ -293,6 +338,105 @@ class GoldReference(_Row):
     column: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
     dimension: str
     dimension_key: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    enrich_columns: tuple[str, ...] = ()  # dimension columns copied onto the table's rows
+
+    @field_validator("enrich_columns", mode="before")
+    @classmethod
+    def _split(cls, value: str | tuple) -> tuple:
+        return tuple(value.split()) if isinstance(value, str) else value
+
+
+class ApiSourceName(StrEnum):
+    """The reference APIs the project has a client for; the row names which one it configures."""
+
+    NPPES = "nppes"  # CMS NPI Registry
+    WHO_ICD = "who_icd"  # WHO ICD-10 API (or the CMS ICD-10-CM order file as a bulk fallback)
+
+
+class ApiMode(StrEnum):
+    REPLAY = "replay"  # recorded-format fixtures served in process (offline demo, tests)
+    LIVE = "live"  # the real URLs
+
+
+HTTPS_URL = r"^https://[^\s/?#]+(/[^\s?#]*)?$"
+
+
+class ApiSource(_Row):
+    """metadata/api_sources.csv: how one reference API is reached and how politely.
+
+    Settings that do not apply to a source stay empty (e.g. `release` for nppes).
+    """
+
+    source: ApiSourceName
+    mode: ApiMode
+    base_url: Annotated[str, Field(pattern=HTTPS_URL)]
+    token_url: Annotated[str | None, Field(pattern=HTTPS_URL)] = None
+    rate_limit_per_second: Annotated[float, Field(gt=0, le=100)]
+    max_concurrency: Annotated[int, Field(ge=1, le=16)] = 1
+    page_size: Annotated[int | None, Field(ge=1, le=200)] = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)]
+    max_retries: Annotated[int, Field(ge=0, le=10)]
+    backoff_seconds: Annotated[float, Field(ge=0, le=60)]
+    release: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]+$")] = None
+    root_codes: tuple[str, ...] = ()
+    npi_source: Annotated[str | None, Field(pattern=rf"^{IDENTIFIER}\.{IDENTIFIER}$")] = None
+    landing_folder: Annotated[str | None, Field(pattern=SLUG)] = None
+    description: str = ""
+
+    @field_validator(
+        "token_url",
+        "max_concurrency",
+        "page_size",
+        "release",
+        "npi_source",
+        "landing_folder",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("root_codes", mode="before")
+    @classmethod
+    def _split_codes(cls, value: str | tuple) -> tuple:
+        codes = tuple(value.split()) if isinstance(value, str) else value
+        if not all(re.fullmatch(r"[A-Z0-9][A-Z0-9.-]*", code) for code in codes):
+            raise ValueError(
+                "a space-separated list of chapter or block codes (I, A00-B99) is expected"
+            )
+        return codes
+
+    @property
+    def npi_table(self) -> str | None:
+        return self.npi_source.split(".")[0] if self.npi_source else None
+
+    @property
+    def npi_column(self) -> str | None:
+        return self.npi_source.split(".")[1] if self.npi_source else None
+
+
+class NppesQuery(_Row):
+    """metadata/nppes_queries.csv: a registry search beyond the EMR providers' own NPIs."""
+
+    name: Annotated[str, Field(pattern=rf"^{IDENTIFIER}$")]
+    enumeration_type: Literal["NPI-1", "NPI-2"] | None = None
+    taxonomy_description: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9 ,&/()'.*-]+$")] = None
+    state: Annotated[str | None, Field(pattern=r"^[A-Z]{2}$")] = None
+    city: Annotated[str | None, Field(pattern=r"^[A-Za-z .'*-]+$")] = None
+    postal_code: Annotated[str | None, Field(pattern=r"^[0-9]{5}([0-9]{4})?$")] = None
+    description: str = ""
+
+    @field_validator(
+        "enumeration_type", "taxonomy_description", "state", "city", "postal_code", mode="before"
+    )
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    def criteria(self) -> dict[str, str]:
+        """The registry's query parameters, without paging."""
+        names = ("enumeration_type", "taxonomy_description", "state", "city", "postal_code")
+        return {name: value for name in names if (value := getattr(self, name)) is not None}
 
 
 RowT = TypeVar("RowT", bound=_Row)
@@ -348,6 +492,11 @@ class Metadata:
     quality_thresholds: tuple[QualityThreshold, ...]
     gold_tables: dict[str, GoldTable]
     gold_references: tuple[GoldReference, ...]
+    catalog: tuple[CatalogEntry, ...] = ()
+    column_tags: tuple[ColumnTags, ...] = ()
+    masking_rules: tuple[MaskingRule, ...] = ()
+    api_sources: dict[ApiSourceName, ApiSource] = field(default_factory=dict)
+    nppes_queries: tuple[NppesQuery, ...] = ()
 
     @property
     def active_loads(self) -> tuple[LoadConfig, ...]:
@@ -391,12 +540,45 @@ class Metadata:
         ]
         return min(matches, key=lambda t: t.table == "*", default=None)
 
+    def catalog_for(self, asset: str) -> CatalogEntry | None:
+        """The entry naming the asset exactly, else the first pattern that matches it."""
+        exact = [e for e in self.catalog if e.asset == asset]
+        return next(iter(exact or [e for e in self.catalog if e.matches(asset)]), None)
+
+    def tags_of_column(self, asset: str, column: str) -> dict[str, str]:
+        return {
+            tag: ""
+            for entry in self.column_tags
+            if (entry.asset, entry.column) == (asset, column)
+            for tag in entry.tags
+        }
+
+    def masking_for(self, consumer: str, table: str) -> dict[str, str]:
+        return {
+            r.column: r.rule
+            for r in self.masking_rules
+            if (r.consumer, r.table) == (consumer, table)
+        }
+
     def references_of(self, table: str) -> list[GoldReference]:
         return [r for r in self.gold_references if r.table == table]
 
     def archive_after_days(self, layer: str) -> int | None:
         policy = self.archive_policies.get(layer)
         return policy.archive_after_days if policy else None
+
+    def api_source(self, name: ApiSourceName) -> ApiSource:
+        if name not in self.api_sources:
+            raise MetadataError(
+                f"{self.folder / API_SOURCES_FILE}: no row for source {name.value!r}"
+            )
+        return self.api_sources[name]
+
+
+API_SOURCES_FILE = "api_sources.csv"
+NPPES_QUERIES_FILE = "nppes_queries.csv"
+# The bronze tables the reference-API assets write (bronze/reference.py), by source.
+REFERENCE_BRONZE_TABLES = {ApiSourceName.NPPES: "npi_extract", ApiSourceName.WHO_ICD: "icd_codes"}
 
 
 def _fail(path: Path, row: _Row, column: str, message: str) -> MetadataError:
@@ -461,8 +643,13 @@ def load_metadata(folder: Path | None = None) -> Metadata:
     patterns = _read_csv(patterns_path, LandingFilePattern)
     _check_landing_patterns(patterns_path, patterns, landing_tables)
     schedules = _unique(folder / "schedules.csv", Schedule, "name")
+    api_sources, nppes_queries = _read_api_metadata(folder, load_configs)
     silver_tables = _unique(folder / "silver_tables.csv", SilverTable, "table")
-    sources = {row.table for row in load_configs} | set(landing_tables)
+    sources = (
+        {row.table for row in load_configs}
+        | set(landing_tables)
+        | {REFERENCE_BRONZE_TABLES[name] for name in api_sources}
+    )
     silver_columns = _read_csv(folder / "silver_columns.csv", SilverColumn)
     rules = _read_csv(folder / "quality_rules.csv", QualityRule)
     thresholds = _read_csv(folder / "quality_thresholds.csv", QualityThreshold)
@@ -484,7 +671,57 @@ def load_metadata(folder: Path | None = None) -> Metadata:
         tuple(thresholds),
         gold_tables,
         tuple(gold_references),
+        tuple(_read_csv(folder / "catalog.csv", CatalogEntry)),
+        tuple(_read_csv(folder / "column_tags.csv", ColumnTags)),
+        tuple(_read_csv(folder / "masking.csv", MaskingRule)),
+        api_sources,
+        nppes_queries,
     )
+
+
+def _read_api_metadata(
+    folder: Path, load_configs: list[LoadConfig]
+) -> tuple[dict[ApiSourceName, ApiSource], tuple[NppesQuery, ...]]:
+    """api_sources.csv and nppes_queries.csv; both optional (no file: no reference assets)."""
+    path = folder / API_SOURCES_FILE
+    sources: dict[ApiSourceName, ApiSource] = {}
+    if path.is_file():
+        sources = _unique(path, ApiSource, "source")
+        emr_tables = {row.table for row in load_configs}
+        for row in sources.values():
+            _check_api_source(path, row, emr_tables)
+    queries_path = folder / NPPES_QUERIES_FILE
+    queries: tuple[NppesQuery, ...] = ()
+    if queries_path.is_file():
+        queries = tuple(_unique(queries_path, NppesQuery, "name").values())
+    for query in queries:
+        if not (query.taxonomy_description or query.city or query.postal_code):
+            raise _fail(
+                queries_path,
+                query,
+                "city",
+                "give a city, postal_code or taxonomy_description: the registry refuses a "
+                "search by state or enumeration type alone",
+            )
+    if queries and ApiSourceName.NPPES not in sources:
+        raise MetadataError(f"{queries_path}: NPPES queries need an nppes row in {path}")
+    return sources, queries
+
+
+def _check_api_source(path: Path, row: ApiSource, emr_tables: set[str]) -> None:
+    if row.source is ApiSourceName.NPPES:
+        if row.page_size is None:
+            raise _fail(path, row, "page_size", "nppes needs a page size (1-200)")
+        if row.npi_table and row.npi_table not in emr_tables:
+            raise _fail(
+                path, row, "npi_source", f"{row.npi_table!r} is not a table of load_config.csv"
+            )
+        return
+    for column in ("token_url", "release", "landing_folder"):
+        if getattr(row, column) is None:
+            raise _fail(path, row, column, f"{row.source.value} needs a {column}")
+    if not row.root_codes:
+        raise _fail(path, row, "root_codes", "list the chapters or blocks to walk")
 
 
 def _check_gold(
@@ -497,6 +734,12 @@ def _check_gold(
     path = folder / "gold_tables.csv"
     for table in tables.values():
         if table.kind == "kpi":
+            continue
+        if table.kind == "masked":
+            if table.source not in tables or not table.consumer:
+                raise _fail(
+                    path, table, "source", "a masked table needs a gold source and a consumer"
+                )
             continue
         if table.source not in silver:
             raise _fail(path, table, "source", f"unknown silver table {table.source!r}")

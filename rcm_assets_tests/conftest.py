@@ -74,16 +74,18 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
 def sample_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Sample EMR databases generated once per session; tests copy them."""
     from rcm_assets.sample_data import generate_sources
+    from rcm_assets.sample_data.api_replay import sample_providers, write_api_replay
 
     home = tmp_path_factory.mktemp("sample")
     generate_sources(home, scale=SAMPLE_SCALE, seed=7)
+    write_api_replay(home, sample_providers(home, None))
     return home
 
 
 @pytest.fixture
 def sampled(project: Project, sample_sources: Path) -> Project:
     """A project whose sources/ and landing/ hold a fresh copy of the sample data."""
-    for folder in ("sources", "landing"):
+    for folder in ("sources", "landing", "replay"):
         shutil.copytree(sample_sources / folder, project.home / folder)
     return project
 
@@ -127,6 +129,7 @@ def sources(request: pytest.FixtureRequest, project: Project, sample_sources: Pa
     from rcm_assets_tests.bronze_helpers import Sources
 
     shutil.copytree(sample_sources / "landing", project.home / "landing")
+    shutil.copytree(sample_sources / "replay", project.home / "replay")
     if request.param == "sqlite":
         shutil.copytree(sample_sources / "sources", project.home / "sources")
         return Sources(

@@ -32,7 +32,7 @@ def test_generate_then_run_prints_what_was_built(project: Project) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["asset", "partition", "status", "rows", "seconds"]
     built = [line.split() for line in lines if line.startswith("bronze/")]
-    assert len(built) == 13  # 5 EMR tables x 2 hospitals, claims x 2, CPT codes
+    assert len(built) == 15  # 5 EMR tables x 2 hospitals, claims x 2, CPT, NPI and ICD codes
     assert all(parts[2] == "materialized" and int(parts[3].replace(",", "")) > 0 for parts in built)
     assert " materialized, 0 failed or skipped" in result.stdout
     layers = {
@@ -44,7 +44,7 @@ def test_generate_then_run_prints_what_was_built(project: Project) -> None:
         "gold",
     }
     logs = pl.read_delta(str(project.lake / "audit" / "load_logs"))
-    assert logs.height == 13  # one row per EMR load and per landing file
+    assert logs.height == 15  # one row per EMR load, landing file and reference extract
     with DagsterInstance.get() as instance:  # the runs are kept for the UI
         partitions = sorted(run.tags.get("dagster/partition", "-") for run in instance.get_runs())
     assert partitions == ["-", "hos-a", "hos-b"]  # one per datasource, one for CPT codes

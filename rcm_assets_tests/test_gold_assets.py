@@ -40,6 +40,7 @@ def test_every_foreign_key_resolves_except_the_injected_orphans(
         "provider_key": gold(sources.project, "dim_provider")["provider_key"],
         "department_key": gold(sources.project, "dim_department")["department_key"],
         "procedure_code": gold(sources.project, "dim_cpt_code")["cpt_code"],
+        "icd_code": gold(sources.project, "dim_icd_code")["icd_code"],
     }
     for target, layout, datasource in (("hosa", "a", "hos-a"), ("hosb", "b", "hos-b")):
         rows = fact.filter(pl.col("datasource") == datasource)
@@ -55,7 +56,7 @@ def test_every_foreign_key_resolves_except_the_injected_orphans(
         )
         unresolved = rows.filter(~pl.col("patient_key").is_in(dims["patient_key"].implode()))
         assert unresolved.height == orphans > 0
-        for column in ("provider_key", "department_key", "procedure_code"):
+        for column in ("provider_key", "department_key", "procedure_code", "icd_code"):
             assert rows[column].is_in(dims[column].implode()).all(), column
         assert rows["claim_status"].null_count() < rows.height * 0.05  # claims joined
 
@@ -108,3 +109,16 @@ def test_a_blocking_silver_check_failure_stops_gold(
     assert status["gold/dim_patient"] == {"skipped"}
     assert status["gold/fact_transactions"] == {"skipped"}
     assert not (sampled.lake / "gold" / "dim_patient").exists()
+
+
+def test_providers_are_enriched_from_the_npi_registry(
+    sampled: Project, instance: DagsterInstance
+) -> None:
+    run_all(instance)
+
+    providers = gold(sampled, "dim_provider")
+    npi = gold(sampled, "dim_npi")
+    assert providers["npi"].is_in(npi["npi"].implode()).all()
+    joined = providers.join(npi, on="npi", suffix="_registry")
+    assert joined["primary_taxonomy_code"].equals(joined["primary_taxonomy_code_registry"])
+    assert providers["primary_taxonomy_description"].null_count() == 0

@@ -29,9 +29,11 @@ from dagster import (
 from rcm_assets.gold import kpis
 from rcm_assets.gold.dims import dimension
 from rcm_assets.gold.facts import fact_transactions
+from rcm_assets.gold.masking import mask
 from rcm_assets.lake import delta
 from rcm_assets.metadata import GoldTable, Metadata
 from rcm_assets.resources import LakeResource
+from rcm_assets.silver.assets import SILVER_TYPES
 from rcm_assets.silver.quality import MEASURES_SCHEMA, check_result, orphan_measures
 
 KPI_MARTS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
@@ -58,9 +60,20 @@ def _gold(lake: LakeResource, table: str) -> pl.LazyFrame:
 def build_frame(table: GoldTable, metadata: Metadata, lake: LakeResource) -> pl.DataFrame:
     """The table's rows, computed from silver (or from the fact, for KPI marts)."""
     if table.kind == "dimension":
-        return dimension(_silver(lake, table.source), table).collect()
+        rows = dimension(_silver(lake, table.source), table)
+        for reference in metadata.references_of(table.table):
+            if reference.enrich_columns:  # e.g. a provider's NPI Registry taxonomy
+                found = _gold(lake, reference.dimension).select(
+                    pl.col(reference.dimension_key).alias(reference.column),
+                    *reference.enrich_columns,
+                )
+                rows = rows.join(found, on=reference.column, how="left")
+        return rows.collect()
     if table.kind == "fact":
         return fact_transactions(_silver(lake, "transactions"), _silver(lake, "claims")).collect()
+    if table.kind == "masked":
+        rules = metadata.masking_for(table.consumer, table.source)
+        return mask(_gold(lake, table.source).drop("refreshed_at"), rules).collect()
     return KPI_MARTS[table.table](_gold(lake, FACT)).collect()
 
 
@@ -122,6 +135,23 @@ def plot_table(frame: pl.DataFrame, limit: int = 500) -> MetadataValue:
     return MetadataValue.table(records=records, schema=schema)
 
 
+def dimension_schema(table: GoldTable, metadata: Metadata) -> TableSchema | None:
+    """Column names, types and descriptions of a dimension (or its masked view), from silver."""
+    if table.kind == "masked":
+        return dimension_schema(metadata.gold_tables[table.source], metadata)
+    if table.kind != "dimension":
+        return None
+    silver = {c.column: c for c in metadata.columns_of(table.source)}
+    return TableSchema(
+        columns=[
+            TableColumn(name, SILVER_TYPES[silver[name].type.value], silver[name].description)
+            if name in silver
+            else TableColumn(name, "string")
+            for name in table.columns
+        ]
+    )
+
+
 def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     key = AssetKey(["gold", table.table])
     references = metadata.references_of(table.table)
@@ -129,6 +159,8 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
         deps = [AssetKey(["silver", table.source])]
     elif table.kind == "fact":
         deps = [AssetKey(["silver", "transactions"]), AssetKey(["silver", "claims"])]
+    elif table.kind == "masked":
+        deps = [AssetKey(["gold", table.source])]
     else:
         deps = [AssetKey(["gold", FACT])]
     deps += [AssetKey(["gold", r.dimension]) for r in references]
@@ -142,6 +174,9 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
         deps=deps,
         kinds={"polars", "delta"},
         automation_condition=AutomationCondition.eager(),
+        metadata={"dagster/column_schema": schema}
+        if (schema := dimension_schema(table, metadata))
+        else {},
         freshness_policy=FreshnessPolicy.time_window(
             fail_window=timedelta(hours=table.max_age_hours)
         ),
