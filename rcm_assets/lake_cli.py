@@ -3,19 +3,32 @@
     rcm lake tables
     rcm lake history TABLE [--limit N]
     rcm lake show TABLE [--version N | --as-of TIME] [--where COND] [--limit N]
-    rcm lake restore TABLE --version N [--cascade]
-    rcm lake vacuum [--retention-hours H] [--dry-run] [--force]
+    rcm lake restore TABLE --version N [--cascade] [--yes]
+    rcm lake vacuum [--retention-hours H] [--dry-run] [--force] [--yes]
     rcm lake optimize [TABLE ...]
-    rcm lake erase-patient PATIENT_KEY [--dry-run] [--include-raw]
+    rcm lake erase-patient PATIENT_KEY [--dry-run] [--include-raw] [--yes]
 
 TABLE is a path relative to the lake root, as `rcm lake tables` lists it (`silver/patients`,
 `bronze/hosa/patients`). The rules behind restore and erase-patient are in the docstrings of
 `rcm_assets.lake.restore` and `rcm_assets.lake.erasure`.
+
+restore (with or without --cascade), vacuum and erase-patient (both unless --dry-run) change the
+lake in ways a later command cannot simply take back, so they go ahead only when confirmed (see
+`confirm`): `--yes` confirms up front; without it, on a terminal, they first check the table,
+version or key, print what will happen (the restore plan with its stale downstream tables, the
+files vacuum would delete, the rows erase-patient would delete) and ask `Proceed? [y/N]`;
+anything but y/yes exits with code 1 and changes nothing. When stdin is not a terminal (CI, cron,
+a pipe) and `--yes` is missing they refuse (exit code 2) instead of waiting for an answer.
+optimize asks nothing: it only rewrites small files into bigger ones, the content and every
+version stay readable, and the replaced files stay until a vacuum.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import textwrap
+from collections.abc import Callable
 from datetime import datetime
 
 import polars as pl
@@ -23,9 +36,52 @@ import polars as pl
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import catalog, erasure, operations, restore
 from rcm_assets.lake.safe_filter import apply_where
+from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource
 
 SHOW_LIMIT = 20
+YES = ("y", "yes")
+LIST_AT_MOST = 8  # tables named in a confirmation summary
+
+
+def _interactive() -> bool:
+    """Whether stdin is a terminal someone can answer on."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except ValueError:  # stdin closed
+        return False
+
+
+def confirm(args: argparse.Namespace, summary: Callable[[], str]) -> None:
+    """Return only when the operator confirmed a command that changes the lake.
+
+    `--yes` confirms up front and `summary` is not computed. Otherwise, on a terminal, the
+    summary is printed (computed only then, so the errors it finds come before the question) and
+    `Proceed? [y/N]` asked: anything but y/yes exits with code 1. Without a terminal it raises an
+    RcmError telling to pass --yes; it never waits for input there.
+    """
+    if args.yes:
+        return
+    if not _interactive():  # main() prints it as `rcm lake: ...`
+        raise RcmError(
+            f"{args.lake_command} changes the lake and stdin is not a terminal to ask on; pass "
+            "--yes to go ahead (nothing changed)"
+        )
+    print(textwrap.fill(summary(), width=100, break_long_words=False, break_on_hyphens=False))
+    try:
+        answer = input("Proceed? [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        print()
+        answer = ""
+    if answer.strip().lower() not in YES:
+        print(f"rcm lake {args.lake_command}: aborted, nothing changed", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _some(items: list[str]) -> str:
+    shown = ", ".join(items[:LIST_AT_MOST])
+    more = len(items) - LIST_AT_MOST
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _tables(args: argparse.Namespace) -> int:
@@ -99,8 +155,43 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def restore_summary(lake: LakeResource, args: argparse.Namespace) -> str:
+    """What `rcm lake restore` would do, from `restore.plan_restore` (nothing is written)."""
+    plan = restore.plan_restore(lake, args.table, args.version)
+    restore.refuse_unsafe(plan, args.cascade)  # the refusal restore_table would raise anyway
+    rows = catalog.read_table(lake, args.table, args.version).select(pl.len()).collect().item()
+    parts = [
+        f"{args.table} goes back from version {plan.latest} to the content of version "
+        f"{args.version} ({rows:,} rows), committed as a new version; the versions in between "
+        "stay in the log."
+    ]
+    for rollback in plan.silver:
+        to = (
+            f"version {rollback.to_version}"
+            if rollback.to_version >= 0
+            else "before its first commit (no rows)"
+        )
+        parts.append(
+            f"Cascade: the {rollback.datasource} rows of {rollback.table} go back to {to}, "
+            f"taking back load(s) {', '.join(rollback.removed_load_ids)}."
+        )
+    if plan.gold:
+        parts.append(f"Cascade: {', '.join(plan.gold)} will be rebuilt through Dagster.")
+    if not plan.silver and not plan.gold:
+        parts.append("No downstream table is stale.")
+    if plan.untracked_load_ids:
+        parts.append(
+            f"Load(s) {', '.join(plan.untracked_load_ids)} stay recorded as consumed by "
+            f"{args.table}; their rows come back only if it is rebuilt."
+        )
+    return " ".join(parts)
+
+
 def _restore(args: argparse.Namespace) -> int:
-    result = restore.restore_table(LakeResource(), args.table, args.version, args.cascade)
+    lake = LakeResource()
+    restore.check_version(lake, args.table, args.version)  # before asking: names the mistake
+    confirm(args, lambda: restore_summary(lake, args))
+    result = restore.restore_table(lake, args.table, args.version, args.cascade)
     print(
         f"{args.table}: restored version {args.version} as version {result.new_version} "
         f"({result.rows:,} rows), restore id {result.restore_id}"
@@ -117,10 +208,30 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _vacuum(args: argparse.Namespace) -> int:
-    results = operations.vacuum_tables(
-        LakeResource(), args.retention_hours, args.dry_run, args.force
+def vacuum_summary(lake: LakeResource, args: argparse.Namespace) -> str:
+    """What `rcm lake vacuum` would delete, from a dry run."""
+    planned = operations.vacuum_tables(lake, args.retention_hours, True, args.force)
+    hit = [f"{r.table} ({r.files_removed:,})" for r in planned if r.files_removed]
+    total = sum(r.files_removed for r in planned)
+    text = (
+        f"vacuum permanently deletes {total:,} data file(s) that no version of the last "
+        f"{args.retention_hours} hour(s) needs, from {len(hit)} of {len(planned)} table(s)"
+        f"{': ' + _some(hit) if hit else ''}. Versions older than that can no longer be read or "
+        "restored."
     )
+    if args.force:
+        text += (
+            " --force: the retention may be below the tables' minimum; a reader still on an old "
+            "snapshot can fail."
+        )
+    return text
+
+
+def _vacuum(args: argparse.Namespace) -> int:
+    lake = LakeResource()
+    if not args.dry_run:
+        confirm(args, lambda: vacuum_summary(lake, args))
+    results = operations.vacuum_tables(lake, args.retention_hours, args.dry_run, args.force)
     verb = "files_to_remove" if args.dry_run else "files_removed"
     print(catalog.format_table([{"table": r.table, verb: r.files_removed} for r in results]))
     total = sum(r.files_removed for r in results)
@@ -143,9 +254,28 @@ def _optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def erase_summary(lake: LakeResource, args: argparse.Namespace) -> str:
+    """What `rcm lake erase-patient` would delete (counted, not recorded as a dry run)."""
+    counts = erasure.plan_erasure(lake, args.patient_key, args.include_raw)
+    hit = [f"{table} ({n:,})" for table, n in counts.items() if n]
+    subject = erasure.subject_hash(args.patient_key)[:16]
+    raw = "with" if args.include_raw else "without (no --include-raw)"
+    return (
+        f"erase-patient deletes {sum(counts.values()):,} row(s) of subject sha256:{subject}… "
+        f"from {len(hit)} table(s){': ' + _some(hit) if hit else ''}, {raw} bronze and archive "
+        f"rows, then vacuums all {len(counts)} table(s) that can hold the patient with retention "
+        "0: their earlier versions can no longer be read or restored. The erasure is recorded "
+        "in audit/erasures."
+    )
+
+
 def _erase_patient(args: argparse.Namespace) -> int:
+    lake = LakeResource()
+    if not args.dry_run:
+        erasure.split_key(load_metadata(), args.patient_key)  # before asking: names the mistake
+        confirm(args, lambda: erase_summary(lake, args))
     result = erasure.erase_patient(
-        LakeResource(), args.patient_key, dry_run=args.dry_run, include_raw=args.include_raw
+        lake, args.patient_key, dry_run=args.dry_run, include_raw=args.include_raw
     )
     if args.dry_run:
         rows = [{"table": table, "rows_to_delete": n} for table, n in result.rows.items()]
@@ -168,20 +298,33 @@ def _erase_patient(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_yes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="go ahead without asking (required when stdin is not a terminal)",
+    )
+
+
 def add_lake_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add `lake` and its sub-commands to the `rcm` parser."""
-    lake = subparsers.add_parser("lake", help="list, inspect, restore and maintain Delta tables")
+    text = "list, inspect, restore and maintain Delta tables"
+    lake = subparsers.add_parser("lake", help=text, description=text)
     commands = lake.add_subparsers(dest="lake_command", required=True)
 
-    tables = commands.add_parser("tables", help="every Delta table with version, rows, size")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text)
+
+    tables = command("tables", "every Delta table with version, rows, size")
     tables.set_defaults(handler=_tables)
 
-    history = commands.add_parser("history", help="a table's versions and what wrote them")
+    history = command("history", "a table's versions and what wrote them")
     history.add_argument("table", help="e.g. silver/patients")
     history.add_argument("--limit", type=int, help="newest N versions only")
     history.set_defaults(handler=_history)
 
-    show = commands.add_parser("show", help="read a table, now or at an earlier version")
+    show = command("show", "read a table, now or at an earlier version")
     show.add_argument("table", help="e.g. silver/patients")
     when = show.add_mutually_exclusive_group()
     when.add_argument("--version", type=int)
@@ -190,28 +333,31 @@ def add_lake_commands(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--limit", type=int, default=SHOW_LIMIT)
     show.set_defaults(handler=_show)
 
-    restore_ = commands.add_parser("restore", help="roll a table back to an earlier version")
+    restore_ = command("restore", "roll a table back to an earlier version (asks first)")
     restore_.add_argument("table", help="e.g. bronze/hosa/patients")
     restore_.add_argument("--version", type=int, required=True)
     restore_.add_argument(
         "--cascade", action="store_true", help="also roll back / rebuild stale downstream tables"
     )
+    _add_yes(restore_)
     restore_.set_defaults(handler=_restore)
 
-    vacuum = commands.add_parser("vacuum", help="delete data files older versions needed")
+    vacuum = command("vacuum", "delete data files older versions needed (asks first)")
     vacuum.add_argument("--retention-hours", type=int, default=operations.DEFAULT_RETENTION_HOURS)
-    vacuum.add_argument("--dry-run", action="store_true")
+    vacuum.add_argument("--dry-run", action="store_true", help="list the files, delete none")
     vacuum.add_argument(
         "--force", action="store_true", help="allow a retention below the tables' minimum"
     )
+    _add_yes(vacuum)
     vacuum.set_defaults(handler=_vacuum)
 
-    optimize = commands.add_parser("optimize", help="compact small files")
+    optimize = command("optimize", "compact small files (content and versions stay the same)")
     optimize.add_argument("tables", nargs="*", metavar="TABLE", help="default: every table")
     optimize.set_defaults(handler=_optimize)
 
-    erase = commands.add_parser("erase-patient", help="delete one patient's rows everywhere")
+    erase = command("erase-patient", "delete one patient's rows everywhere (asks first)")
     erase.add_argument("patient_key", help="<source id>-<datasource>, e.g. HOSP1-000001-hos-a")
     erase.add_argument("--dry-run", action="store_true", help="show what would go, change none")
     erase.add_argument("--include-raw", action="store_true", help="also bronze and archive rows")
+    _add_yes(erase)
     erase.set_defaults(handler=_erase_patient)

@@ -1,8 +1,11 @@
 """`rcm lake ...` through its own argparse wiring, on small real Delta tables (no Dagster run)."""
 
 import argparse
+import builtins
 import hashlib
-from collections.abc import Sequence
+import io
+import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -16,12 +19,18 @@ from rcm_assets.lake_cli import add_lake_commands, show_frame
 from rcm_assets_tests.conftest import Project
 
 DEMO = "bronze/demo"
+PATIENT = "HOSP1-000001-hos-a"
+LAKE_COMMANDS = ["tables", "history", "show", "restore", "vacuum", "optimize", "erase-patient"]
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="rcm")
+    add_lake_commands(root.add_subparsers(dest="command", required=True))
+    return root
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    root = argparse.ArgumentParser(prog="rcm")
-    add_lake_commands(root.add_subparsers(dest="command", required=True))
-    return root.parse_args(["lake", *argv])
+    return parser().parse_args(["lake", *argv])
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -140,7 +149,7 @@ def test_restore_brings_back_the_old_rows_as_a_new_version_and_audits_it(
 ) -> None:
     uri = write_demo(project)
 
-    output = run(capsys, "restore", DEMO, "--version", "1")
+    output = run(capsys, "restore", DEMO, "--version", "1", "--yes")
 
     assert "restored version 1 as version 3" in output
     assert sorted(pl.read_delta(uri).get_column("name")) == ["a", "b", "c"]
@@ -161,20 +170,36 @@ def test_restore_brings_back_the_old_rows_as_a_new_version_and_audits_it(
     [
         (["history", "silver/nothing"], "unknown table 'silver/nothing'"),
         (["history", "../../etc"], "not a table name"),
+        (["show", "silver/nothing"], "unknown table 'silver/nothing'"),
         (["show", DEMO, "--version", "7"], "versions 0 to 2; there is no version 7"),
-        (["restore", DEMO, "--version", "2"], "already at version 2"),
-        (["restore", DEMO, "--version", "-1"], "cannot restore to version -1"),
+        (["show", DEMO, "--version", "-1"], "versions 0 to 2; there is no version -1"),
+        (
+            ["restore", "silver/nothing", "--version", "0", "--yes"],
+            "unknown table 'silver/nothing'",
+        ),
+        (["restore", DEMO, "--version", "2", "--yes"], "already at version 2"),
+        (["restore", DEMO, "--version", "-1", "--yes"], "cannot restore to version -1"),
+        (
+            ["restore", DEMO, "--version", "7", "--yes"],
+            "versions 0 to 2; cannot restore to version 7",
+        ),
+        (["optimize", "silver/nothing"], "unknown table 'silver/nothing'"),
+        (["erase-patient", "HOSP1-000001", "--yes"], "known datasources"),
+        # Without --yes the mistake is named before any confirmation is asked for.
+        (["restore", "silver/nothing", "--version", "0"], "unknown table 'silver/nothing'"),
+        (["restore", DEMO, "--version", "7"], "cannot restore to version 7"),
         (["erase-patient", "HOSP1-000001"], "known datasources"),
     ],
 )
 def test_user_mistakes_name_the_table_or_version(
-    project: Project, argv: list[str], message: str
+    project: Project, no_terminal: None, argv: list[str], message: str
 ) -> None:
-    write_demo(project)
+    uri = write_demo(project)
     args = parse(*argv)
 
     with pytest.raises(RcmError, match=message):
         args.handler(args)
+    assert DeltaTable(uri).version() == 2
 
 
 def test_tables_lists_each_table_with_version_rows_and_size(
@@ -201,11 +226,12 @@ def test_vacuum_and_optimize_report_per_table(
     optimized = rows_of(run(capsys, "optimize"))
     assert optimized == [[DEMO, "3", "1", "3"]]  # files removed, added, version
     with pytest.raises(RcmError, match=f"{DEMO}: .*retention.*--force"):
-        args = parse("vacuum", "--retention-hours", "0")
+        args = parse("vacuum", "--retention-hours", "0", "--yes")
         args.handler(args)
     planned = run(capsys, "vacuum", "--retention-hours", "0", "--force", "--dry-run")
     assert rows_of(planned)[0] == [DEMO, "3"] and "3 file(s) would be removed" in planned
-    assert "3 file(s) removed" in run(capsys, "vacuum", "--retention-hours", "0", "--force")
+    removed = run(capsys, "vacuum", "--retention-hours", "0", "--force", "--yes")
+    assert "3 file(s) removed" in removed
 
     assert sorted(pl.read_delta(uri).get_column("name")) == ["a", "b", "c", "d"]
     assert len(list((project.lake / DEMO).glob("*.parquet"))) == 1
@@ -224,3 +250,234 @@ def test_erase_patient_dry_run_prints_counts_without_the_key(
     assert rows_of(output)[0][:2] == ["silver/patients", "1"]
     assert key not in output and hashlib.sha256(key.encode()).hexdigest()[:16] in output
     assert pl.read_delta(str(silver)).height == 2
+
+
+def write_patients(project: Project) -> str:
+    uri = str(project.lake / "silver" / "patients")
+    frame = pl.DataFrame(
+        {"patient_key": [PATIENT, "HOSP1-000002-hos-a"], "datasource": ["hos-a"] * 2}
+    )
+    delta.append(uri, frame, {})
+    return uri
+
+
+def lake_files(project: Project) -> set[str]:
+    """Every file under the lake, Delta logs included: equal before and after = nothing changed."""
+    return {str(path.relative_to(project.lake)) for path in project.lake.rglob("*")}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stdin is not a terminal (as in CI), and nothing may wait for input."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+
+    def never(prompt: str = "") -> str:
+        raise AssertionError(f"asked {prompt!r} without a terminal")
+
+    monkeypatch.setattr(builtins, "input", never)
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[str]]:
+    """stdin is a terminal; the returned function sets the answer and gives the prompts asked."""
+    prompts: list[str] = []
+    monkeypatch.setattr(sys, "stdin", Terminal())
+
+    def answer_with(answer: str) -> list[str]:
+        def ask(prompt: str = "") -> str:
+            prompts.append(prompt)
+            return answer
+
+        monkeypatch.setattr(builtins, "input", ask)
+        return prompts
+
+    return answer_with
+
+
+DESTRUCTIVE = [
+    ["restore", DEMO, "--version", "1"],
+    ["restore", DEMO, "--version", "1", "--cascade"],
+    ["vacuum", "--retention-hours", "0", "--force"],
+    ["erase-patient", PATIENT],
+    ["erase-patient", PATIENT, "--include-raw"],
+]
+
+
+@pytest.mark.parametrize("argv", DESTRUCTIVE)
+def test_destructive_commands_refuse_without_yes_when_stdin_is_not_a_terminal(
+    project: Project, no_terminal: None, argv: list[str]
+) -> None:
+    uri = write_demo(project)
+    write_patients(project)
+    before = lake_files(project)
+    args = parse(*argv)
+
+    with pytest.raises(RcmError, match=f"{argv[0]} changes the lake.*pass --yes"):
+        args.handler(args)
+
+    assert DeltaTable(uri).version() == 2
+    assert lake_files(project) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["vacuum", "--retention-hours", "0", "--force", "--dry-run"],
+        ["erase-patient", PATIENT, "--dry-run"],
+        ["optimize"],
+    ],
+)
+def test_dry_runs_and_optimize_need_no_confirmation(
+    project: Project, no_terminal: None, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    write_demo(project)
+    write_patients(project)
+
+    run(capsys, *argv)
+
+
+@pytest.mark.parametrize("answer", ["y", "YES", " yes "])
+def test_restore_on_a_terminal_shows_the_plan_and_goes_ahead_on_yes(
+    project: Project,
+    terminal: Callable[[str], list[str]],
+    capsys: pytest.CaptureFixture[str],
+    answer: str,
+) -> None:
+    uri = write_demo(project)
+    prompts = terminal(answer)
+
+    output = run(capsys, "restore", DEMO, "--version", "1")
+
+    assert prompts == ["Proceed? [y/N] "]
+    summary = " ".join(output.split("restored version")[0].split())
+    assert f"{DEMO} goes back from version 2 to the content of version 1 (3 rows)" in summary
+    assert "No downstream table is stale." in summary
+    assert "restored version 1 as version 3" in output
+    assert sorted(pl.read_delta(uri).get_column("name")) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("answer", ["n", "", "no", "yes please"])
+def test_restore_on_a_terminal_aborts_on_anything_but_yes(
+    project: Project,
+    terminal: Callable[[str], list[str]],
+    capsys: pytest.CaptureFixture[str],
+    answer: str,
+) -> None:
+    uri = write_demo(project)
+    before = lake_files(project)
+    prompts = terminal(answer)
+    args = parse("restore", DEMO, "--version", "1")
+
+    with pytest.raises(SystemExit) as aborted:
+        args.handler(args)
+
+    assert aborted.value.code == 1 and prompts == ["Proceed? [y/N] "]
+    assert "nothing changed" in capsys.readouterr().err
+    assert DeltaTable(uri).version() == 2
+    assert lake_files(project) == before
+
+
+def test_end_of_input_at_the_question_aborts(
+    project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = write_demo(project)
+    monkeypatch.setattr(sys, "stdin", Terminal())
+
+    def closed(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(builtins, "input", closed)
+    args = parse("vacuum", "--retention-hours", "0", "--force")
+
+    with pytest.raises(SystemExit) as aborted:
+        args.handler(args)
+
+    assert aborted.value.code == 1 and "nothing changed" in capsys.readouterr().err
+    assert DeltaTable(uri).version() == 2
+
+
+def test_erase_patient_on_a_terminal_shows_the_counts_first(
+    project: Project, terminal: Callable[[str], list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = write_patients(project)
+    terminal("n")
+    args = parse("erase-patient", PATIENT)
+
+    with pytest.raises(SystemExit):
+        args.handler(args)
+    refused = capsys.readouterr()
+    summary = " ".join(refused.out.split())
+    digest = hashlib.sha256(PATIENT.encode()).hexdigest()[:16]
+    assert f"deletes 1 row(s) of subject sha256:{digest}… from 1 table(s): silver/patients (1)" in (
+        summary
+    )
+    assert PATIENT not in refused.out
+    assert DeltaTable(uri).version() == 0
+    assert not (project.lake / "audit" / "erasures").exists()  # the summary records no dry run
+
+    terminal("y")
+    output = run(capsys, "erase-patient", PATIENT)
+
+    assert "deleted 1 row(s)" in output
+    assert pl.read_delta(uri).get_column("patient_key").to_list() == ["HOSP1-000002-hos-a"]
+
+
+def test_vacuum_on_a_terminal_counts_the_files_first(
+    project: Project, terminal: Callable[[str], list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_demo(project)
+    run(capsys, "optimize")
+    terminal("y")
+
+    output = run(capsys, "vacuum", "--retention-hours", "0", "--force")
+
+    summary = " ".join(output.split())
+    assert "permanently deletes 3 data file(s)" in summary and f"{DEMO} (3)" in summary
+    assert "--force" in summary and "3 file(s) removed" in output
+
+
+@pytest.mark.parametrize("command", LAKE_COMMANDS)
+def test_every_lake_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as shown:
+        parse(command, "--help")
+
+    assert shown.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: rcm lake {command}")
+
+
+def test_the_help_test_covers_every_lake_command() -> None:
+    lake = next(
+        a for a in parser()._subparsers._group_actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["lake"]
+    commands = next(
+        a for a in lake._subparsers._group_actions if isinstance(a, argparse._SubParsersAction)
+    )
+    assert sorted(commands.choices) == sorted(LAKE_COMMANDS)
+
+
+def test_through_rcm_main_a_refusal_exits_2_and_an_abort_exits_1(
+    project: Project,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rcm_assets.cli import main
+
+    uri = write_demo(project)
+    argv = ["lake", "restore", DEMO, "--version", "1"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+
+    assert main(argv) == 2
+    assert "rcm lake: restore changes the lake" in capsys.readouterr().err
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(builtins, "input", lambda prompt="": "n")
+    with pytest.raises(SystemExit) as aborted:
+        main(argv)
+    assert aborted.value.code == 1
+    assert "rcm lake restore: aborted, nothing changed" in capsys.readouterr().err
+    assert DeltaTable(uri).version() == 2

@@ -1,8 +1,10 @@
 """Lake operations on a real lake: the whole graph materialized once through Dagster (scale 0.1),
 copied into each test's own RCM_HOME."""
 
+import builtins
 import hashlib
 import shutil
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from rcm_assets.resources import LakeResource
 from rcm_assets.settings import REPO_ROOT
 from rcm_assets_tests.bronze_helpers import run_all, sqlite_sources
 from rcm_assets_tests.conftest import Project
+from rcm_assets_tests.test_lake_cli import Terminal, parse
 
 # The bronze column each silver patient column comes from (metadata/silver_columns.csv).
 BRONZE_PATIENT_ID = {
@@ -28,7 +31,7 @@ BRONZE_PATIENT_ID = {
     ("patients", "hos-b"): "ID",
 }
 SILVER_PATIENT_TABLES = ("patients", "encounters", "transactions", "claims")
-GOLD_PATIENT_TABLES = ("dim_patient", "fact_transactions")
+GOLD_PATIENT_TABLES = ("dim_patient", "dim_patient_masked", "fact_transactions")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def built_home(tmp_path_factory: pytest.TempPathFactory, sample_sources: Path) -
     root = tmp_path_factory.mktemp("lake_operations")
     home, metadata = root / "rcm", root / "metadata"
     shutil.copytree(REPO_ROOT / "metadata", metadata)
-    for folder in ("sources", "landing"):
+    for folder in ("sources", "landing", "replay"):
         shutil.copytree(sample_sources / folder, home / folder)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RCM_HOME", str(home))
@@ -203,6 +206,33 @@ def test_silver_restore_refuses_stale_gold_then_rebuilds_it_through_dagster(
     assert "gold/dim_patient" in result.plan.gold
     assert result.plan.untracked_load_ids == (hos_b_load,)
     assert catalog.table_history(lake, "silver/patients")[0].rcm["restored_version"] == "0"
+
+
+def test_cli_restore_shows_the_stale_downstream_and_asks_before_cascading(
+    lake_project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {
+        name: version_of(lake_project, name) for name in ("silver/patients", "gold/dim_patient")
+    }
+    prompts: list[str] = []
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(builtins, "input", lambda prompt="": prompts.append(prompt) or "n")
+
+    args = parse("restore", "silver/patients", "--version", "0")
+    with pytest.raises(RcmError, match=r"gold/dim_patient.*--cascade"):
+        args.handler(args)  # refused before any question: it would be refused anyway
+    assert prompts == []
+
+    args = parse("restore", "silver/patients", "--version", "0", "--cascade")
+    with pytest.raises(SystemExit) as aborted:
+        args.handler(args)
+
+    summary = " ".join(capsys.readouterr().out.split())
+    assert aborted.value.code == 1 and prompts == ["Proceed? [y/N] "]
+    assert "silver/patients goes back from version 1 to the content of version 0" in summary
+    assert "gold/dim_patient" in summary and "rebuilt through Dagster" in summary
+    assert "stay recorded as consumed by silver/patients" in summary
+    assert {name: version_of(lake_project, name) for name in before} == before
 
 
 def _patient_in_every_table(project: Project) -> str:

@@ -239,6 +239,20 @@ def _count(lake: LakeResource, target: ErasureTarget) -> int:
     return scan.filter(target.match).select(pl.len()).collect().item()
 
 
+def plan_erasure(
+    lake: LakeResource,
+    patient_key: str,
+    include_raw: bool = False,
+    metadata: Metadata | None = None,
+) -> dict[str, int]:
+    """Every table an erasure would delete from and vacuum -> the patient's rows in it now.
+
+    Unlike a dry run of `erase_patient`, this records nothing in `audit/erasures`.
+    """
+    targets = erasure_targets(lake, metadata or load_metadata(), patient_key, include_raw)
+    return {target.table: _count(lake, target) for target in targets}
+
+
 def _delete(lake: LakeResource, target: ErasureTarget, erasure_id: str) -> int:
     table = DeltaTable(table_uri(lake, target.table), storage_options=lake.storage_options)
     metadata = {"operation": "erase", "erasure_id": erasure_id}

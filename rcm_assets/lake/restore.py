@@ -240,7 +240,8 @@ def _untracked(lake: LakeResource, name: str, version: int) -> tuple[str, ...]:
     return tuple(sorted(taken_back))
 
 
-def _check_version(lake: LakeResource, name: str, version: int) -> int:
+def check_version(lake: LakeResource, name: str, version: int) -> int:
+    """The table's latest version; refuses an unknown table or a version it cannot restore."""
     latest = open_table(lake, name).version()
     if version == latest:
         raise RcmError(f"{name} is already at version {version}; nothing to restore")
@@ -258,7 +259,7 @@ def plan_restore(
     defs: Definitions | None = None,
 ) -> RestorePlan:
     """What a restore of `name` to `version` would leave stale downstream (nothing is written)."""
-    latest = _check_version(lake, name, version)
+    latest = check_version(lake, name, version)
     layer = name.split("/")[0]
     if layer not in ("bronze", "silver", "gold"):
         return RestorePlan(name, version, latest)
@@ -310,6 +311,13 @@ def _refuse_stale(plan: RestorePlan) -> None:
         f"from newer data: {'; '.join(plan.downstream)}. Re-run with --cascade to roll them back "
         "and rebuild them."
     )
+
+
+def refuse_unsafe(plan: RestorePlan, cascade: bool) -> None:
+    """Raise the RcmError `restore_table` raises for this plan, if any (nothing is written)."""
+    _refuse_lost_loads(plan)
+    if (plan.silver or plan.gold) and not cascade:
+        _refuse_stale(plan)
 
 
 def _datasource_of(metadata: Metadata, name: str) -> str:
@@ -379,9 +387,7 @@ def restore_table(
     metadata = metadata or load_metadata()
     defs = _definitions(metadata) if name.startswith(("bronze/", "silver/", "gold/")) else None
     plan = plan_restore(lake, name, version, metadata, defs)
-    _refuse_lost_loads(plan)
-    if (plan.silver or plan.gold) and not cascade:
-        _refuse_stale(plan)
+    refuse_unsafe(plan, cascade)
 
     restore_id = f"restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     table = open_table(lake, name)
