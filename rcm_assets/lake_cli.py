@@ -298,6 +298,24 @@ def _erase_patient(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(args: argparse.Namespace) -> int:
+    from rcm_assets.definitions import build_definitions
+    from rcm_assets.lake.describe import asset_descriptions, describe_tables
+    from rcm_assets.metadata import load_metadata
+
+    metadata = load_metadata()
+    graph = build_definitions(metadata).resolve_asset_graph()
+    results = describe_tables(LakeResource(), metadata, asset_descriptions(graph), args.dry_run)
+    verb = "would set" if args.dry_run else "set"
+    for result in results:
+        if result.description_changed or result.columns_changed:
+            columns = ", ".join(result.columns_changed) or "-"
+            description = "description, " if result.description_changed else ""
+            print(f"{result.table:<32} {verb} {description}column tags: {columns}")
+    print(f"{len(results)} table(s) checked")
+    return 0
+
+
 def _add_yes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-y",
@@ -354,6 +372,10 @@ def add_lake_commands(subparsers: argparse._SubParsersAction) -> None:
     optimize = command("optimize", "compact small files (content and versions stay the same)")
     optimize.add_argument("tables", nargs="*", metavar="TABLE", help="default: every table")
     optimize.set_defaults(handler=_optimize)
+
+    describe = command("describe", "write catalog descriptions and column tags into the tables")
+    describe.add_argument("--dry-run", action="store_true", help="show what would change")
+    describe.set_defaults(handler=_describe)
 
     erase = command("erase-patient", "delete one patient's rows everywhere (asks first)")
     erase.add_argument("patient_key", help="<source id>-<datasource>, e.g. HOSP1-000001-hos-a")

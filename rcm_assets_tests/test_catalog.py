@@ -62,3 +62,27 @@ def test_masked_view_never_holds_a_full_ssn(sampled: Project, instance: DagsterI
             assert not masked[column].str.contains(FULL_SSN).any(), column
     assert masked["date_of_birth"].dtype == pl.Int32  # the year only
     assert masked["address"].drop_nulls().unique().to_list() == ["*****"]
+
+
+def test_describe_writes_the_catalog_into_the_delta_tables_once(
+    sampled: Project, instance: DagsterInstance
+) -> None:
+    from deltalake import DeltaTable
+
+    from rcm_assets.lake.describe import asset_descriptions, describe_tables
+    from rcm_assets.resources import LakeResource
+
+    run_all(instance)
+    metadata = load_metadata()
+    descriptions = asset_descriptions(build_definitions(metadata).resolve_asset_graph())
+
+    describe_tables(LakeResource(), metadata, descriptions, dry_run=False)
+
+    table = DeltaTable(str(sampled.lake / "silver" / "patients"))
+    assert "owner: team:data-platform" in table.metadata().description
+    tags = {f.name: f.metadata.get("rcm.tags") for f in table.schema().fields}
+    assert tags["ssn"] == "pii phi" and tags["gender"] is None
+    version = table.version()
+    again = describe_tables(LakeResource(), metadata, descriptions, dry_run=False)
+    assert not any(r.description_changed or r.columns_changed for r in again)
+    assert DeltaTable(str(sampled.lake / "silver" / "patients")).version() == version
