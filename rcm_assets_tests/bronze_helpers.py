@@ -125,9 +125,9 @@ def bronze(project: Project, target: str, table: str) -> pl.DataFrame:
 
 
 def audit_logs(project: Project) -> pl.DataFrame:
-    """The audit rows of EMR loads (landing files have their own tests)."""
+    """The audit rows of EMR loads (landing files and reference extracts have their own)."""
     logs = pl.read_delta(str(project.lake / "audit" / "load_logs"))
-    return logs.filter(pl.col("load_type") != "File")
+    return logs.filter(pl.col("load_type").is_in(["Full", "Incremental"]))
 
 
 def delta_version(path: Path) -> int:
