@@ -1,20 +1,15 @@
-"""The `rcm` command: generate sample sources, run the asset graph, archive old loads."""
+"""The `rcm` command: sample sources, runs of the asset graph, the report, lake operations."""
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rcm_assets.errors import RcmError
 from rcm_assets.lake_cli import add_lake_commands
 from rcm_assets.settings import dagster_home, rcm_home
-
-if TYPE_CHECKING:
-    from dagster import DagsterInstance
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -55,26 +50,15 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _instance() -> "DagsterInstance":
-    from dagster import DagsterInstance
-
-    home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    settings = home / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
-
-
 def _run(args: argparse.Namespace) -> int:
     from rcm_assets.definitions import build_definitions
     from rcm_assets.jobs import format_outcomes, materialize_all
+    from rcm_assets.lake.rebuild import default_instance
 
     started = time.monotonic()
     outcomes = materialize_all(
         build_definitions(),
-        _instance(),
+        default_instance(),
         args.partition or None,
         tags={"rcm/command": "run"},
         console_log_level="INFO" if args.verbose else "CRITICAL",
