@@ -20,7 +20,16 @@ from rcm_assets_tests.conftest import Project
 
 DEMO = "bronze/demo"
 PATIENT = "HOSP1-000001-hos-a"
-LAKE_COMMANDS = ["tables", "history", "show", "restore", "vacuum", "optimize", "erase-patient"]
+LAKE_COMMANDS = [
+    "tables",
+    "history",
+    "show",
+    "restore",
+    "vacuum",
+    "optimize",
+    "describe",
+    "erase-patient",
+]
 
 
 def parser() -> argparse.ArgumentParser:
