@@ -177,10 +177,7 @@ def load_emr_table(
     started, now = time.monotonic(), datetime.now(UTC)
     target, logs, options = bronze_uri(lake, config), audit_uri(lake), lake.storage_options
     load = BronzeLoad(config, new_load_id(now), run_id, now, target)
-    for missing in audit.recover_missing(
-        logs, target, config.datasource, config.tablename, options
-    ):
-        log.warning("Recovered the audit row of committed load %s", missing.load_id)
+    audit.recover_missing(logs, target, config.datasource, config.tablename, options, log)
     try:
         since, loaded = _loaded_watermark(config, lake)
         load = replace(load, watermark_from=since, watermark_max=since)
@@ -197,10 +194,7 @@ def load_emr_table(
         audit.append_logs(logs, [failed.audit_row("failed", error)], options)
         raise
     load = replace(load, duration_seconds=time.monotonic() - started)
-    if delta.exists(target, options):
-        load = replace(
-            load, table_rows=delta.scan(target, options).select(pl.len()).collect().item()
-        )
+    load = replace(load, table_rows=delta.row_count(target, options))
     audit.append_logs(logs, [load.audit_row("success")], options)
     log.info(
         "%s %s: %d row(s) appended (%s, watermark %s → %s) in %.2fs",

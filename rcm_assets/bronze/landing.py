@@ -118,7 +118,7 @@ def ingest_landing_file(
     source = datasource or "landing"
     data = store.read_bytes(file.path)
     digest = hashlib.sha256(data).hexdigest()
-    audit.recover_missing(logs_uri, bronze, source, table.table, options)
+    audit.recover_missing(logs_uri, bronze, source, table.table, options, log)
 
     def record(status: str, rows: int = 0, version: int | None = None, error: str = "") -> None:
         entry = audit.LoadLog(
@@ -354,13 +354,11 @@ def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> Asset
             else FileOutcome(f, "missing", "", reason="no longer in landing (already ingested?)")
             for f in files
         ]
-        bronze = lake.table_uri("bronze", table.table)
-        rows = 0
-        if delta.exists(bronze, lake.storage_options):
-            scan = delta.scan(bronze, lake.storage_options)
-            if datasource:
-                scan = scan.filter(pl.col("datasource") == datasource)
-            rows = scan.select(pl.len()).collect().item()
+        rows = delta.row_count(
+            lake.table_uri("bronze", table.table),
+            lake.storage_options,
+            pl.col("datasource") == datasource if datasource else None,
+        )
         return _results(outcomes, rows, time.monotonic() - started)
 
     return _landing

@@ -137,10 +137,7 @@ def _start(
 ) -> ReferenceLoad:
     now = datetime.now(UTC)
     target = reference_uri(lake, table)
-    for missing in audit.recover_missing(
-        audit_uri(lake), target, source.value, table, lake.storage_options
-    ):
-        log.warning("Recovered the audit row of committed load %s", missing.load_id)
+    audit.recover_missing(audit_uri(lake), target, source.value, table, lake.storage_options, log)
     return ReferenceLoad(source, table, "Api", new_load_id(now), run_id, now, target)
 
 
@@ -154,9 +151,7 @@ def _commit(
         version = delta.append(load.bronze_uri, frame, load.commit_metadata(), options)
         load = replace(load, bronze_version=version)
     load = replace(load, duration_seconds=time.monotonic() - started)
-    if delta.exists(load.bronze_uri, options):
-        rows = delta.scan(load.bronze_uri, options).select(pl.len()).collect().item()
-        load = replace(load, table_rows=rows)
+    load = replace(load, table_rows=delta.row_count(load.bronze_uri, options))
     audit.append_logs(audit_uri(lake), [load.audit_row("success")], options)
     return load
 

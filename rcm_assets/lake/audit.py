@@ -8,12 +8,15 @@ audit row from the bronze commit's metadata.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import polars as pl
 
 from rcm_assets.lake import delta
+
+logger = logging.getLogger(__name__)
 
 LOAD_LOG_SCHEMA = pl.Schema(
     {
@@ -75,6 +78,7 @@ def recover_missing(
     datasource: str,
     table: str,
     storage_options: dict | None = None,
+    log: logging.Logger | None = None,
 ) -> list[LoadLog]:
     """Write audit rows for bronze loads that committed but whose audit row never landed."""
     if not delta.exists(bronze_uri, storage_options):
@@ -109,4 +113,6 @@ def recover_missing(
         and meta["load_id"] not in logged
     ]
     append_logs(uri, missing, storage_options)
+    for recovered in missing:
+        (log or logger).warning("Recovered the audit row of committed load %s", recovered.load_id)
     return missing

@@ -67,6 +67,16 @@ def scan(uri: str, storage_options: Mapping[str, str] | None = None) -> pl.LazyF
     return pl.scan_delta(uri, storage_options=dict(storage_options or {}))
 
 
+def row_count(
+    uri: str, storage_options: Mapping[str, str] | None = None, where: pl.Expr | None = None
+) -> int:
+    """Rows in the table (matching `where`); 0 while the table does not exist."""
+    if not exists(uri, storage_options):
+        return 0
+    rows = scan(uri, storage_options)
+    return (rows if where is None else rows.filter(where)).select(pl.len()).collect().item()
+
+
 def delete(
     uri: str,
     predicate: str,
