@@ -12,6 +12,7 @@ from rcm_assets.catalog import with_catalog
 from rcm_assets.gold.assets import build_gold_assets
 from rcm_assets.metadata import Metadata, load_metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, LandingStoreResource
+from rcm_assets.resources.azure_storage import credentials_from_env
 from rcm_assets.resources.nppes import NppesResource
 from rcm_assets.resources.who_icd import who_icd_resource
 from rcm_assets.schedules import build_emr_schedules
@@ -25,6 +26,7 @@ def build_definitions(metadata: Metadata | None = None) -> Definitions:
     landing_assets = build_landing_bronze_assets(metadata)
     silver_assets, silver_checks = build_silver_assets(metadata)
     gold_assets = build_gold_assets(metadata)
+    credentials = credentials_from_env()
     assets = [
         *emr_assets,
         *landing_assets,
@@ -39,9 +41,9 @@ def build_definitions(metadata: Metadata | None = None) -> Definitions:
         sensors=[build_landing_sensor(metadata), build_automation_sensor()],
         schedules=build_emr_schedules(metadata, emr_assets),
         resources={
-            "lake": LakeResource(),
+            "lake": LakeResource(**credentials),
             "emr_sources": EmrSourcesResource(),
-            "landing": LandingStoreResource(),
+            "landing": LandingStoreResource(**credentials),
             "nppes": NppesResource(),
             "who_icd": who_icd_resource(),
         },

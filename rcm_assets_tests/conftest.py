@@ -1,5 +1,6 @@
 """Shared fixtures: a throwaway RCM_HOME and metadata folder, sample sources, PostgreSQL."""
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from rcm_assets.settings import REPO_ROOT
+from rcm_assets_tests.azurite import Azurite, run_azurite
 from rcm_assets_tests.dagster_server import dagster_server_factory  # noqa: F401 (a fixture)
 
 if TYPE_CHECKING:
@@ -157,3 +159,24 @@ def sources(request: pytest.FixtureRequest, project: Project, sample_sources: Pa
 def instance() -> Iterator[DagsterInstance]:
     with instance_for_test() as test_instance:
         yield test_instance
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite blob service per test session (skips outside CI when it is not installed)."""
+    yield from run_azurite(tmp_path_factory.mktemp("azurite"))
+
+
+@pytest.fixture
+def azure_project(project: Project, azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """A project whose lake and landing store are fresh containers on Azurite."""
+    suffix = f"{os.getpid()}-{next(_containers)}"
+    for name, variable in (("lake", "RCM_LAKE_ROOT"), ("landing", "RCM_LANDING_ROOT")):
+        azurite.create_container(f"{name}-{suffix}")
+        monkeypatch.setenv(variable, azurite.uri(f"{name}-{suffix}", "rcm"))
+    for name, value in azurite.env().items():
+        monkeypatch.setenv(name, value)
+    return project
+
+
+_containers = itertools.count()

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource
+import os
+
 from pydantic import Field
 
+from rcm_assets.resources.azure_storage import StorageResource
 from rcm_assets.settings import rcm_home
 
+LAKE_ROOT_ENV = "RCM_LAKE_ROOT"
 
-class LakeResource(ConfigurableResource):
-    """Root of the lake: a local folder (embedded default) or an object-store URI."""
+
+class LakeResource(StorageResource):
+    """Root of the lake: a local folder (embedded default) or an ADLS Gen2 URI."""
 
     root: str = Field(
-        default_factory=lambda: str(rcm_home() / "lake"),
-        description="Local folder or abfss:// URI holding bronze, silver, gold, audit, archive.",
+        default_factory=lambda: os.environ.get(LAKE_ROOT_ENV) or str(rcm_home() / "lake"),
+        description="Local folder or abfss:// URI holding bronze, silver, gold, audit, archive "
+        f"(default ${LAKE_ROOT_ENV}, else $RCM_HOME/lake).",
     )
 
     def table_uri(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])
-
-    @property
-    def storage_options(self) -> dict[str, str] | None:
-        # Local folders need none; object stores get theirs from the environment (ADLS issue).
-        return None
