@@ -14,13 +14,23 @@ export DAGSTER_HOME ?= $(RCM_HOME)/dagster
 
 .PHONY: install demo test lint format bench dev clean
 
-install: $(BIN)/.rcm-installed
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+AZURITE_VERSION := 3.37.0
+
+install: $(BIN)/.rcm-installed $(AZURITE)
 
 $(BIN)/.rcm-installed: pyproject.toml
 	@test -x $(BIN)/python || python3 -m venv $(dir $(BIN))
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $@
+
+# Azurite (the Azure Storage emulator) for the Azure tests; they skip without it outside CI.
+$(AZURITE):
+	@if command -v npm >/dev/null; then \
+	  npm install --silent --no-save --no-audit --no-fund --prefix .tools/azurite \
+	    azurite@$(AZURITE_VERSION); \
+	else echo "npm not found: Azurite not installed, the Azure tests will be skipped"; fi
 
 demo: install
 	@if ! ls $(RCM_HOME)/sources/*.db >/dev/null 2>&1; then $(BIN)/rcm generate; fi
