@@ -196,10 +196,16 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     )
     def _gold_asset(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         started = time.monotonic()
-        frame = build_frame(table, metadata, lake).with_columns(
-            pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
-        )
-        _write(gold_uri(lake, table.table), frame, context.run.run_id, lake.storage_options)
+
+        def rebuild() -> pl.DataFrame:
+            frame = build_frame(table, metadata, lake).with_columns(
+                pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
+            )
+            _write(gold_uri(lake, table.table), frame, context.run.run_id, lake.storage_options)
+            return frame
+
+        # A concurrent rebuild that committed first may have read newer silver: read it again.
+        frame = delta.retry_on_conflict(rebuild, f"gold/{table.table}", context.log)
         metadata_out: dict[str, object] = {
             "dagster/row_count": frame.height,
             "duration_seconds": round(time.monotonic() - started, 3),

@@ -6,13 +6,59 @@ traced to the load and Dagster run that wrote it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import CommitFailedError
+
+from rcm_assets.errors import RcmError
 
 COMMIT_PREFIX = "rcm."
+CONFLICT_ATTEMPTS = 4
+T = TypeVar("T")
+
+
+class ConcurrentWriteError(RcmError):
+    """Another writer kept committing to the same rows of a table first."""
+
+
+def retry_on_conflict(
+    write: Callable[[], T],
+    table: str,
+    log: logging.Logger | None = None,
+    attempts: int = CONFLICT_ATTEMPTS,
+) -> T:
+    """Run `write` (which must re-read what it writes from) again after a commit conflict.
+
+    delta-rs refuses a commit when a concurrent one changed the rows it read (optimistic
+    concurrency), and writes nothing; reading again and retrying is then safe. Writes to
+    different partitions, and blind appends, do not conflict.
+    """
+    log = log or logging.getLogger(__name__)
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except CommitFailedError as error:
+            reason = str(error).splitlines()[0]
+            if attempt == attempts:
+                raise ConcurrentWriteError(
+                    f"{table}: a concurrent writer committed first {attempts} times ({reason}); "
+                    "nothing was written by this run, re-run it"
+                ) from None
+            log.warning(
+                "%s: commit conflict with a concurrent writer (%s); retry %d of %d",
+                table,
+                reason,
+                attempt,
+                attempts - 1,
+            )
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
+    raise AssertionError("unreachable")
 
 
 def exists(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:

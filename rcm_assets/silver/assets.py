@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import polars as pl
 from dagster import (
@@ -106,50 +107,65 @@ def build_silver_table(
 ) -> SilverBuild:
     log = log or logging.getLogger(__name__)
     target, options, build = silver_uri(lake, table.table), lake.storage_options, SilverBuild()
-    # A newer source modification time is a change too: every source update is a version.
-    attributes = [c.column for c in metadata.columns_of(table.table) if c.column != table.key]
     for datasource, source, where in bronze_slices(table, metadata, lake):
         if not delta.exists(source, options):
             continue
         scan = delta.scan(source, options)
         scan = scan.filter(where) if where is not None else scan
-        consumed = (
-            consumed_load_ids(target, datasource, options)
-            if delta.exists(target, options)
-            else set()
+        merge = partial(
+            _merge_slice, table, metadata, target, datasource, scan, run_id, options, build
         )
-        pending = _pending_loads(scan, consumed, table.kind)
-        if not pending:
-            continue
-        batch = silver_batch(
-            scan.filter(pl.col("load_id").is_in(pending)), table, metadata, datasource
-        )
-        batch = validate_contract(batch.collect(), table, metadata)
-        loaded_at = datetime.now(UTC)
-        if table.kind is SilverKind.FULL:
-            build.replaced += _replace(
-                target, batch, datasource, pending, loaded_at, run_id, options
+        # A merge that lost a commit race wrote nothing: it reads the consumed loads again.
+        pending = delta.retry_on_conflict(merge, f"silver/{table.table} {datasource}", log)
+        if pending:
+            build.consumed[datasource] = pending
+            log.info(
+                "silver/%s %s: consumed %d bronze load(s)", table.table, datasource, len(pending)
             )
-        else:
-            stats = scd2_merge(
-                target,
-                batch,
-                key=table.key,
-                datasource=datasource,
-                compare=attributes,
-                order_by=[name for name in (table.order_by, "load_id") if name],
-                loaded_at=loaded_at,
-                commit_metadata={"consumed_load_ids": pending, "run_id": run_id},
-                retire_absent=table.retire_absent,
-                storage_options=options,
-            )
-            build.inserted += stats.inserted
-            build.closed += stats.closed
-            build.unchanged += stats.unchanged
-            build.retired += stats.retired
-        build.consumed[datasource] = pending
-        log.info("silver/%s %s: consumed %d bronze load(s)", table.table, datasource, len(pending))
     return build
+
+
+def _merge_slice(
+    table: SilverTable,
+    metadata: Metadata,
+    target: str,
+    datasource: str,
+    scan: pl.LazyFrame,
+    run_id: str,
+    options: dict | None,
+    build: SilverBuild,
+) -> list[str]:
+    """Merge one datasource's unconsumed bronze loads in one commit; return those loads."""
+    consumed = (
+        consumed_load_ids(target, datasource, options) if delta.exists(target, options) else set()
+    )
+    pending = _pending_loads(scan, consumed, table.kind)
+    if not pending:
+        return []
+    batch = silver_batch(scan.filter(pl.col("load_id").is_in(pending)), table, metadata, datasource)
+    batch = validate_contract(batch.collect(), table, metadata)
+    loaded_at = datetime.now(UTC)
+    if table.kind is SilverKind.FULL:
+        build.replaced += _replace(target, batch, datasource, pending, loaded_at, run_id, options)
+        return pending
+    stats = scd2_merge(
+        target,
+        batch,
+        key=table.key,
+        datasource=datasource,
+        # A newer source modification time is a change too: every source update is a version.
+        compare=[c.column for c in metadata.columns_of(table.table) if c.column != table.key],
+        order_by=[name for name in (table.order_by, "load_id") if name],
+        loaded_at=loaded_at,
+        commit_metadata={"consumed_load_ids": pending, "run_id": run_id},
+        retire_absent=table.retire_absent,
+        storage_options=options,
+    )
+    build.inserted += stats.inserted
+    build.closed += stats.closed
+    build.unchanged += stats.unchanged
+    build.retired += stats.retired
+    return pending
 
 
 def _replace(
