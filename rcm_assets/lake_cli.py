@@ -7,18 +7,21 @@
     rcm lake vacuum [--retention-hours H] [--dry-run] [--force] [--yes]
     rcm lake optimize [TABLE ...]
     rcm lake erase-patient PATIENT_KEY [--dry-run] [--include-raw] [--yes]
+    rcm lake grant-access [--dry-run] [--yes]
 
 TABLE is a path relative to the lake root, as `rcm lake tables` lists it (`silver/patients`,
 `bronze/hosa/patients`). The rules behind restore and erase-patient are in the docstrings of
-`rcm_assets.lake.restore` and `rcm_assets.lake.erasure`.
+`rcm_assets.lake.restore` and `rcm_assets.lake.erasure`. grant-access sets the ADLS Gen2 ACLs of
+metadata/storage_access.csv (see `rcm_assets.resources.storage_acl` and docs/governance.md).
 
-restore (with or without --cascade), vacuum and erase-patient (both unless --dry-run) change the
-lake in ways a later command cannot simply take back, so they go ahead only when confirmed (see
-`confirm`): `--yes` confirms up front; without it, on a terminal, they first check the table,
-version or key, print what will happen (the restore plan with its stale downstream tables, the
-files vacuum would delete, the rows erase-patient would delete) and ask `Proceed? [y/N]`;
-anything but y/yes exits with code 1 and changes nothing. When stdin is not a terminal (CI, cron,
-a pipe) and `--yes` is missing they refuse (exit code 2) instead of waiting for an answer.
+restore (with or without --cascade), vacuum, erase-patient and grant-access (the last three
+unless --dry-run) change the lake in ways a later command cannot simply take back, so they go
+ahead only when confirmed (see `confirm`): `--yes` confirms up front; without it, on a terminal,
+they first check the table, version or key, print what will happen (the restore plan with its
+stale downstream tables, the files vacuum would delete, the rows erase-patient would delete, the
+folders whose ACLs grant-access replaces) and ask `Proceed? [y/N]`; anything but y/yes exits with
+code 1 and changes nothing. When stdin is not a terminal (CI, cron, a pipe) and `--yes` is missing
+they refuse (exit code 2) instead of waiting for an answer.
 optimize asks nothing: it only rewrites small files into bigger ones, the content and every
 version stay readable, and the replaced files stay until a vacuum.
 """
@@ -37,7 +40,7 @@ from rcm_assets.errors import RcmError
 from rcm_assets.lake import catalog, erasure, operations, restore
 from rcm_assets.lake.safe_filter import apply_where
 from rcm_assets.metadata import load_metadata
-from rcm_assets.resources import LakeResource
+from rcm_assets.resources import LakeResource, LandingStoreResource
 
 SHOW_LIMIT = 20
 YES = ("y", "yes")
@@ -316,6 +319,42 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grant_access(args: argparse.Namespace) -> int:
+    from rcm_assets.resources import storage_acl
+
+    metadata = load_metadata()
+    roots = {"lake": LakeResource().root, "landing": LandingStoreResource().root}
+    locations = storage_acl.adls_locations(roots, {row.store for row in metadata.storage_access})
+    plans = storage_acl.plan_acls(metadata, storage_acl.principals_from_env(metadata))
+    if args.dry_run:
+        print(storage_acl.describe_plan(plans, locations))
+        print(f"\n{len(plans)} ACL(s) would be set (dry run, nothing changed)")
+        return 0
+    confirm(args, lambda: storage_acl.plan_summary(plans, locations))
+    results = storage_acl.grant_access(plans, locations)
+    rows = [
+        {
+            "store": r.store,
+            "path": r.path or "/",
+            "file_system": r.file_system,
+            "directory": r.directory,
+            "action": r.action,
+            "directories": r.directories,
+            "files": r.files,
+        }
+        for r in results
+    ]
+    print(catalog.format_table(rows))
+    missing = [f"{r.store}:/{r.path}" for r in results if r.action == "missing"]
+    print(f"\n{len(results) - len(missing)} ACL(s) set or checked")
+    if missing:
+        print(
+            f"  note: skipped, not created yet: {_some(missing)}; run grant-access again once "
+            "the pipeline has written them"
+        )
+    return 0
+
+
 def _add_yes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-y",
@@ -383,3 +422,10 @@ def add_lake_commands(subparsers: argparse._SubParsersAction) -> None:
     erase.add_argument("--include-raw", action="store_true", help="also bronze and archive rows")
     _add_yes(erase)
     erase.set_defaults(handler=_erase_patient)
+
+    grant = command(
+        "grant-access", "set the ADLS Gen2 ACLs of metadata/storage_access.csv (asks first)"
+    )
+    grant.add_argument("--dry-run", action="store_true", help="print every ACL, set none")
+    _add_yes(grant)
+    grant.set_defaults(handler=_grant_access)

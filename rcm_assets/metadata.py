@@ -439,6 +439,53 @@ class NppesQuery(_Row):
         return {name: value for name in names if (value := getattr(self, name)) is not None}
 
 
+PERMISSIONS = r"^[r-][w-][x-]$"  # POSIX permissions of one ACL entry, e.g. r-x; --- for none
+
+
+class StorageRole(_Row):
+    """metadata/storage_roles.csv: a role of the storage ACLs and where its principal comes from.
+
+    The Entra ID object id differs per environment, so only the variable's name is metadata.
+    """
+
+    role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    principal_env_var: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    principal_type: Literal["group", "user"] = "group"  # user: a service principal or identity
+    description: str = ""
+
+
+class StorageAccess(_Row):
+    """metadata/storage_access.csv: a role's permissions on a folder of the lake or landing store.
+
+    `path` is relative to the store's root (`.` for the root itself). A folder inherits each role
+    from its nearest listed ancestor; a row overrides it for that role (`---` takes it away).
+    """
+
+    store: Literal["lake", "landing"]
+    path: str
+    role: str
+    permissions: Annotated[str, Field(pattern=PERMISSIONS)]
+    description: str = ""
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        """`.`, `` and `/` are the root (stored as ``); `gold/dim_patient/` → `gold/dim_patient`."""
+        text = value.strip() if isinstance(value, str) else value
+        if not isinstance(text, str):
+            return text
+        parts = [part for part in text.strip("/").split("/") if part not in ("", ".")]
+        if any(part == ".." for part in parts):
+            raise ValueError("`..` is not allowed; give a path below the store's root")
+        if not all(re.fullmatch(r"[A-Za-z0-9_-]+", part) for part in parts):
+            raise ValueError("a folder path like gold/dim_patient (letters, digits, _ and -)")
+        return "/".join(parts)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.path.split("/")) if self.path else ()
+
+
 RowT = TypeVar("RowT", bound=_Row)
 
 
@@ -497,6 +544,8 @@ class Metadata:
     masking_rules: tuple[MaskingRule, ...] = ()
     api_sources: dict[ApiSourceName, ApiSource] = field(default_factory=dict)
     nppes_queries: tuple[NppesQuery, ...] = ()
+    storage_access: tuple[StorageAccess, ...] = ()
+    storage_roles: dict[str, StorageRole] = field(default_factory=dict)
 
     @property
     def active_loads(self) -> tuple[LoadConfig, ...]:
@@ -657,6 +706,8 @@ def load_metadata(folder: Path | None = None) -> Metadata:
     gold_references = _read_csv(folder / "gold_references.csv", GoldReference)
     _check_silver(folder, silver_tables, sources, silver_columns, rules, thresholds, gold_tables)
     _check_gold(folder, gold_tables, gold_references, silver_tables, silver_columns)
+    storage_roles = _unique(folder / STORAGE_ROLES_FILE, StorageRole, "role")
+    storage_access = _read_storage_access(folder, storage_roles, silver_tables, gold_tables)
     return Metadata(
         folder,
         databases,
@@ -676,7 +727,44 @@ def load_metadata(folder: Path | None = None) -> Metadata:
         tuple(_read_csv(folder / "masking.csv", MaskingRule)),
         api_sources,
         nppes_queries,
+        storage_access=storage_access,
+        storage_roles=storage_roles,
     )
+
+
+STORAGE_ROLES_FILE = "storage_roles.csv"
+STORAGE_ACCESS_FILE = "storage_access.csv"
+LAKE_LAYERS = ("bronze", "silver", "gold", "audit", "archive")  # the lake root's folders
+
+
+def _read_storage_access(
+    folder: Path,
+    roles: dict[str, StorageRole],
+    silver: dict[str, SilverTable],
+    gold: dict[str, GoldTable],
+) -> tuple[StorageAccess, ...]:
+    """storage_access.csv, checked against the roles, the lake's layers and its table names."""
+    path = folder / STORAGE_ACCESS_FILE
+    rows = _read_csv(path, StorageAccess)
+    seen: dict[tuple[str, str, str], StorageAccess] = {}
+    for row in rows:
+        if row.role not in roles:
+            raise _fail(path, row, "role", f"unknown role {row.role!r}; see {STORAGE_ROLES_FILE}")
+        identity = (row.store, row.path, row.role)
+        if identity in seen:
+            raise _fail(path, row, "role", f"duplicate of line {seen[identity].line}")
+        seen[identity] = row
+        if row.store != "lake" or not row.parts:
+            continue
+        layer, *rest = row.parts
+        if layer not in LAKE_LAYERS:
+            raise _fail(
+                path, row, "path", f"{layer!r} is not a lake folder ({', '.join(LAKE_LAYERS)})"
+            )
+        tables = {"silver": silver, "gold": gold}.get(layer)
+        if tables is not None and rest and rest[0] not in tables:
+            raise _fail(path, row, "path", f"unknown {layer} table {rest[0]!r}")
+    return tuple(rows)
 
 
 def _read_api_metadata(

@@ -29,6 +29,7 @@ LAKE_COMMANDS = [
     "optimize",
     "describe",
     "erase-patient",
+    "grant-access",
 ]
 
 
