@@ -14,7 +14,13 @@ def rcm_home() -> Path:
 
 
 def metadata_dir() -> Path:
-    return Path(os.environ.get("RCM_METADATA_DIR") or REPO_ROOT / "metadata").resolve()
+    """The metadata folder; an Azure URI (e.g. a `configs` container) is copied locally first."""
+    configured = os.environ.get("RCM_METADATA_DIR") or str(REPO_ROOT / "metadata")
+    if "://" in configured:
+        from rcm_assets.resources.azure_storage import download_folder
+
+        return download_folder(configured, rcm_home() / "metadata-cache")
+    return Path(configured).resolve()
 
 
 def dagster_home() -> Path:

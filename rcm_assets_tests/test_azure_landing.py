@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from azure.core import MatchConditions
 from dagster import DagsterInstance
 
 from rcm_assets.definitions import build_definitions
+from rcm_assets.errors import MetadataError
 from rcm_assets.lake import delta
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource
@@ -158,3 +160,29 @@ def test_storage_options_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert LakeResource(root="/data/lake").storage_options is None
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "other")
     assert LakeResource(root="az://lake").azure == AzureLocation("other", "lake", "")
+
+
+def test_metadata_is_read_from_a_configs_container(
+    project: Project, azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in azurite.env().items():
+        monkeypatch.setenv(name, value)
+    container = f"configs-{os.getpid()}"
+    azurite.create_container(container)
+    configs = LandingStoreResource(root=azurite.uri(container, "metadata"))
+    for path in project.metadata.glob("*.csv"):
+        configs.write_text(path.name, path.read_text("utf-8"))
+    configs.write_text("old/ignored.csv", "a\n")
+    monkeypatch.setenv("RCM_METADATA_DIR", azurite.uri(container, "metadata"))
+
+    metadata = load_metadata()
+
+    assert metadata.folder == project.home / "metadata-cache"
+    assert set(metadata.databases) == set(load_metadata(project.metadata).databases)
+    assert sorted(p.name for p in metadata.folder.iterdir()) == sorted(
+        p.name for p in project.metadata.glob("*.csv")
+    )
+
+    configs.write_text("databases.csv", "database,uri_env_var\n")  # a broken upload
+    with pytest.raises(MetadataError, match=r"databases\.csv"):
+        load_metadata()

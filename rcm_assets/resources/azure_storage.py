@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -148,6 +149,33 @@ class StorageResource(ConfigurableResource):
         from azure.storage.filedatalake import DataLakeServiceClient
 
         return DataLakeServiceClient(self._account_url("dfs"), credential=self._sdk_credential())
+
+
+def download_folder(uri: str, destination: Path) -> Path:
+    """Copy the files directly inside an Azure folder (e.g. the `configs` container's metadata)
+    to a local folder, file by file atomically, dropping local files gone from the remote."""
+    store = StorageResource(root=uri)
+    location = store.azure
+    if location is None:
+        raise StorageConfigError(f"{uri!r} is not an Azure storage URI")
+    container = store.blob_service().get_container_client(location.container)
+    prefix = f"{location.path}/" if location.path else ""
+    destination.mkdir(parents=True, exist_ok=True)
+    names = set()
+    for blob in container.walk_blobs(name_starts_with=prefix, delimiter="/"):
+        name = blob.name.removeprefix(prefix)
+        if not name or name.endswith("/"):
+            continue
+        names.add(name)
+        partial = destination / f".{name}.download"
+        partial.write_bytes(container.download_blob(blob.name).readall())
+        partial.replace(destination / name)
+    if not names:
+        raise StorageConfigError(f"no files in {uri}: is it the metadata folder?")
+    for stale in destination.iterdir():
+        if stale.is_file() and stale.name not in names and not stale.name.startswith("."):
+            stale.unlink()
+    return destination
 
 
 def credentials_from_env() -> dict[str, EnvVar]:

@@ -1,8 +1,9 @@
 """Hospital EMR databases, read with connectorx.
 
 A database's connection URI comes from the environment variable named for it in
-metadata/databases.csv (so passwords live only in the environment); without it, the embedded
-SQLite file `$RCM_HOME/sources/<database>.db` is used. URIs are redacted in every message.
+metadata/databases.csv (so passwords live only in the environment, or in Azure Key Vault when
+the variable holds `kv:<secret-name>`); without it, the embedded SQLite file
+`$RCM_HOME/sources/<database>.db` is used. URIs are redacted in every message.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import Field
 
 from rcm_assets.errors import SourceError
 from rcm_assets.metadata import DatabaseSpec
+from rcm_assets.resources.secrets import resolve_secret
 from rcm_assets.resources.source_sql import columns_query, drop_sentinel
 from rcm_assets.settings import rcm_home
 
@@ -134,7 +136,8 @@ class EmrSourcesResource(ConfigurableResource):
     )
 
     def open(self, spec: DatabaseSpec, datasource: str) -> SourceDatabase:
-        uri = os.environ.get(spec.uri_env_var) or self.default_uri(spec.database)
+        configured = os.environ.get(spec.uri_env_var)
+        uri = resolve_secret(configured) if configured else self.default_uri(spec.database)
         return SourceDatabase(database=spec.database, datasource=datasource, uri=uri)
 
     def default_uri(self, database: str) -> str:

@@ -33,6 +33,7 @@ from pydantic import Field
 from rcm_assets.metadata import ApiMode, ApiSource
 from rcm_assets.resources.http_retry import ApiError, ApiHttp, url_path
 from rcm_assets.resources.reference_api import ApiSettings, ReferenceApiResource
+from rcm_assets.resources.secrets import resolve_secret
 from rcm_assets.sample_data.api_replay import WHO_FIXTURE
 
 LABEL = "WHO ICD"
@@ -268,7 +269,7 @@ class WhoIcdResource(ReferenceApiResource):
 
     def credentials(self, mode: ApiMode) -> tuple[str, str]:
         if self.client_id and self.client_secret:
-            return self.client_id, self.client_secret
+            return resolve_secret(self.client_id), resolve_secret(self.client_secret)
         if mode is ApiMode.REPLAY:
             # The replay accepts any pair; a throwaway one keeps the OAuth flow real offline.
             return "rcm-replay-demo", secrets.token_urlsafe(16)
