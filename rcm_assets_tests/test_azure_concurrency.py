@@ -126,3 +126,12 @@ def test_a_writer_that_keeps_losing_fails_cleanly_and_writes_nothing(
     operations = [c["operation"] for c in delta.commits(uri, options)]
     assert "DELETE" not in operations and operations.count("WRITE") == 3
     assert delta.row_count(uri, options) == 6
+
+
+def test_every_silver_and_gold_table_has_its_own_writer_pool() -> None:
+    defs = build_definitions(load_metadata())
+    graph = defs.resolve_asset_graph()
+    merged = [k for k in graph.get_all_asset_keys() if k.path[0] in ("silver", "gold")]
+    assert merged
+    for key in merged:
+        assert defs.resolve_assets_def(key).op.pool == f"delta:{key.to_user_string()}"

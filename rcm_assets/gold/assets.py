@@ -171,6 +171,7 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     @asset(
         key=key,
         group_name="gold",
+        pool=f"delta:gold/{table.table}",
         deps=deps,
         kinds={"polars", "delta"},
         automation_condition=AutomationCondition.eager(),

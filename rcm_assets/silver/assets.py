@@ -235,6 +235,7 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
     @asset(
         key=key,
         group_name="silver",
+        pool=f"delta:silver/{table.table}",  # one writer per table (deploy/dagster.yaml)
         deps=[AssetKey(["bronze", table.source])],
         kinds={"polars", "delta"},
         automation_condition=AutomationCondition.eager(),
