@@ -17,7 +17,7 @@ export DAGSTER_HOME ?= $(RCM_HOME)/dagster
 AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 AZURITE_VERSION := 3.37.0
 
-install: $(BIN)/.rcm-installed $(AZURITE)
+install: $(BIN)/.rcm-installed
 
 $(BIN)/.rcm-installed: pyproject.toml
 	@test -x $(BIN)/python || python3 -m venv $(dir $(BIN))
@@ -37,7 +37,7 @@ demo: install
 	$(BIN)/rcm run
 	$(BIN)/rcm report
 
-test: install
+test: install $(AZURITE)
 	$(BIN)/pytest
 
 lint: install
