@@ -4,7 +4,7 @@ Generates sample data at each scale, then materializes every asset once with the
 landing store on the local disk, and once on Azurite (same data), and prints per layer the
 rows written and the seconds spent. Azurite runs on this machine, so the figures show the
 object-store protocol's overhead (many small requests per Delta commit), not network latency.
-Usage: python bench/azure_lake.py [--scales 1 10]
+Usage: python bench/azure_lake.py [--scales 1 10] [--order azurite local]
 """
 
 import argparse
@@ -43,6 +43,13 @@ def _upload_landing(local: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1, 10])
+    parser.add_argument(
+        "--order",
+        nargs=2,
+        choices=["local", "azurite"],
+        default=["local", "azurite"],
+        help="which lake runs first (the first run pays for cold caches)",
+    )
     args = parser.parse_args()
     from rcm_assets_tests.azurite import azurite_binary, run_azurite
 
@@ -60,7 +67,7 @@ def main() -> None:
             write_api_replay(home, sample_providers(home, None))
             os.environ.update(RCM_HOME=str(home), **azurite.env())
             results = {}
-            for where in ("local", "azurite"):
+            for where in args.order:
                 for name in ("RCM_LAKE_ROOT", "RCM_LANDING_ROOT"):
                     os.environ.pop(name, None)
                 if where == "azurite":

@@ -43,6 +43,8 @@ def test_two_runs_on_two_partitions_of_one_table_both_commit(azure_project: Proj
     store.write_text("claims/hospital1_0101.csv", claims_file(1, 40))
     store.write_text("claims/hospital2_0101.csv", claims_file(101, 25, "HOSP2"))
 
+    with DagsterInstance.get() as shared:  # create its storage once, not in two processes
+        shared.get_runs(limit=1)
     runs = [materialize("hos-a"), materialize("hos-b")]  # at once, as two Dagster runs
     outputs = [run.communicate(timeout=300)[0] for run in runs]
 
