@@ -18,7 +18,7 @@ from rcm_assets.errors import MetadataError
 from rcm_assets.lake import delta
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource
-from rcm_assets.resources.azure_storage import AzureLocation
+from rcm_assets.resources.azure_storage import AzureLocation, StorageConfigError
 from rcm_assets.resources.landing import BlobFiles, DataLakeFiles, LandingPathError, LocalFiles
 from rcm_assets_tests.conftest import Project
 from rcm_assets_tests.landing_corpus import CLAIM_COLUMNS, claim
@@ -160,6 +160,21 @@ def test_storage_options_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert LakeResource(root="/data/lake").storage_options is None
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "other")
     assert LakeResource(root="az://lake").azure == AzureLocation("other", "lake", "")
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME")
+    with pytest.raises(StorageConfigError, match="AZURE_STORAGE_ACCOUNT_NAME"):
+        LakeResource(root="az://lake").storage_options  # noqa: B018
+
+    monkeypatch.delenv("AZURE_STORAGE_SAS_TOKEN")
+    for name, value in (("CLIENT_ID", "app"), ("CLIENT_SECRET", "pw"), ("TENANT_ID", "t")):
+        monkeypatch.setenv(f"AZURE_{name}", value)
+    assert lake.storage_options == {
+        "account_name": "acct",
+        "client_id": "app",
+        "client_secret": "pw",
+        "tenant_id": "t",
+    }
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "key")  # a key wins over the others
+    assert lake.storage_options == {"account_name": "acct", "account_key": "key"}
 
 
 def test_metadata_is_read_from_a_configs_container(
