@@ -30,9 +30,9 @@ def claims_file(first: int, count: int, hospital: str = "HOSP1") -> str:
 
 
 def materialize(partition: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-               "rcm_assets.definitions", "--select", "bronze/claims", "--partition", partition,
-               "--config-json", IN_PROCESS]  # fmt: skip
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m"]
+    command += ["rcm_assets.definitions", "--select", "bronze/claims", "--partition", partition]
+    command += ["--config-json", IN_PROCESS]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ
     )

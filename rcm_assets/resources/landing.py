@@ -113,6 +113,11 @@ def _sorted(files: list[tuple[Any, LandingFile]]) -> list[LandingFile]:
     return [file for _, file in sorted(files, key=lambda item: (item[0], item[1].path))]
 
 
+def _azure_file(location: AzureLocation, name: str, size: int, etag: str) -> LandingFile:
+    """A blob or Data Lake file, its path relative to the store's root, its etag as version."""
+    return LandingFile(name.removeprefix(location.path).lstrip("/"), size, etag.strip('"'))
+
+
 def _exists_error(destination: str) -> FileExistsError:
     return FileExistsError(f"landing file {destination} already exists")
 
@@ -168,10 +173,6 @@ class BlobFiles:
     container: ContainerClient
     location: AzureLocation
 
-    def _file(self, name: str, size: int, etag: str) -> LandingFile:
-        relative = name.removeprefix(self.location.path).lstrip("/")
-        return LandingFile(relative, size, etag.strip('"'))
-
     def list_files(self, folder: str) -> list[LandingFile]:
         prefix = self.location.key(folder) + "/"
         files = []
@@ -179,7 +180,9 @@ class BlobFiles:
             name = blob.name
             if name.endswith("/") or PurePosixPath(name).name.startswith("."):
                 continue  # a sub-folder, or a hidden file
-            files.append((blob.last_modified, self._file(name, blob.size, blob.etag)))
+            files.append(
+                (blob.last_modified, _azure_file(self.location, name, blob.size, blob.etag))
+            )
         return _sorted(files)
 
     def stat(self, path: str) -> LandingFile | None:
@@ -189,7 +192,7 @@ class BlobFiles:
             props = self.container.get_blob_client(self.location.key(path)).get_blob_properties()
         except ResourceNotFoundError:
             return None
-        return self._file(props.name, props.size, props.etag)
+        return _azure_file(self.location, props.name, props.size, props.etag)
 
     def read_bytes(self, path: str) -> bytes:
         return self.container.download_blob(self.location.key(path)).readall()
@@ -225,10 +228,6 @@ class DataLakeFiles:
     file_system: FileSystemClient
     location: AzureLocation
 
-    def _file(self, name: str, size: int, etag: str) -> LandingFile:
-        relative = name.removeprefix(self.location.path).lstrip("/")
-        return LandingFile(relative, size, etag.strip('"'))
-
     def list_files(self, folder: str) -> list[LandingFile]:
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -238,7 +237,10 @@ class DataLakeFiles:
                 if entry.is_directory or PurePosixPath(entry.name).name.startswith("."):
                     continue
                 files.append(
-                    (entry.last_modified, self._file(entry.name, entry.content_length, entry.etag))
+                    (
+                        entry.last_modified,
+                        _azure_file(self.location, entry.name, entry.content_length, entry.etag),
+                    )
                 )
         except ResourceNotFoundError:
             return []
@@ -251,7 +253,7 @@ class DataLakeFiles:
             props = self.file_system.get_file_client(self.location.key(path)).get_file_properties()
         except ResourceNotFoundError:
             return None
-        return self._file(props.name, props.size, props.etag)
+        return _azure_file(self.location, props.name, props.size, props.etag)
 
     def read_bytes(self, path: str) -> bytes:
         return self.file_system.get_file_client(self.location.key(path)).download_file().readall()
