@@ -35,6 +35,7 @@ def store(request: pytest.FixtureRequest, project: Project) -> LandingStoreResou
 def test_store_lists_reads_and_moves_without_overwriting(store: LandingStoreResource) -> None:
     expected = LocalFiles if store.azure is None else BlobFiles  # Azurite has no namespace
     assert isinstance(store.files(), expected)
+    assert store.files() is store.files()  # chosen once, not per call
     store.write_text("claims/first.csv", "a\n1\n")
     store.write_text("claims/second.csv", "a\n22\n")
     store.write_text("claims/.partial", "hidden\n")

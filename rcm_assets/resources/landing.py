@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from rcm_assets.errors import RcmError
 from rcm_assets.resources.azure_storage import AzureLocation, StorageResource
@@ -73,7 +73,15 @@ class LandingStoreResource(StorageResource):
         f"and rejected/ (default ${LANDING_ROOT_ENV}, else $RCM_HOME/landing).",
     )
 
+    # Chosen once per resource instance: on Azure, choosing costs a client and a request.
+    _files: LandingFiles | None = PrivateAttr(default=None)
+
     def files(self) -> LandingFiles:
+        if self._files is None:
+            self._files = self._choose_files()
+        return self._files
+
+    def _choose_files(self) -> LandingFiles:
         location = self.azure
         if location is None:
             return LocalFiles(Path(self.root))
