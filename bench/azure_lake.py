@@ -18,13 +18,11 @@ from pathlib import Path
 def _run_graph(home: Path) -> dict[str, tuple[int, float]]:
     from dagster import DagsterInstance
 
-    from rcm_assets.definitions import build_definitions
-    from rcm_assets.jobs import materialize_all
-    from rcm_assets.metadata import load_metadata
+    from rcm_assets.runs import load_definitions, materialize_all
 
     per_layer: dict[str, list] = defaultdict(lambda: [0, 0.0])
     with DagsterInstance.ephemeral() as instance:
-        for outcome in materialize_all(build_definitions(load_metadata()), instance):
+        for outcome in materialize_all(load_definitions(), instance):
             layer = per_layer[outcome.asset.split("/")[0]]
             layer[0] += outcome.rows or 0
             layer[1] += outcome.seconds or 0.0

@@ -25,7 +25,7 @@ def _load_one(home: str, datasource: str, table: str) -> tuple[int, float, float
     config = metadata.bronze_tables()[table][datasource]
     source = EmrSourcesResource().open(metadata.databases[config.database], datasource)
     started = time.perf_counter()
-    load = load_emr_table(config, source, LakeResource())
+    load = load_emr_table(config, source, LakeResource().addresses)
     seconds = time.perf_counter() - started
     return load.rows, seconds, _peak_rss_mib()
 

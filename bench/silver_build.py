@@ -27,7 +27,7 @@ def _load_bronze(home: str) -> int:
     from rcm_assets.metadata import load_metadata
     from rcm_assets.resources import EmrSourcesResource, LakeResource, LandingStoreResource
 
-    metadata, lake, store = load_metadata(), LakeResource(), LandingStoreResource()
+    metadata, lake, store = load_metadata(), LakeResource().addresses, LandingStoreResource()
     rows = 0
     for config in metadata.active_loads:
         source = EmrSourcesResource().open(metadata.databases[config.database], config.datasource)
@@ -47,7 +47,7 @@ def _build_one(home: str, table: str) -> tuple[int, float, float]:
 
     metadata = load_metadata()
     started = time.perf_counter()
-    build = build_silver_table(metadata.silver_tables[table], metadata, LakeResource())
+    build = build_silver_table(metadata.silver_tables[table], metadata, LakeResource().addresses)
     seconds = time.perf_counter() - started
     rows = build.inserted + build.closed + build.unchanged + build.retired + build.replaced
     return rows, seconds, _peak_rss_mib()

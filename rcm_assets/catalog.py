@@ -5,7 +5,17 @@ metadata/column_tags.csv; they show in the Dagster UI and can be selected on
 (`tag:pii`, `owner:team:rcm-analytics`).
 """
 
-from dagster import AssetSpec, TableColumn, TableSchema
+from collections.abc import Sequence
+
+from dagster import (
+    AssetChecksDefinition,
+    AssetsDefinition,
+    AssetSpec,
+    Definitions,
+    TableColumn,
+    TableSchema,
+    map_asset_specs,
+)
 
 from rcm_assets.metadata import Metadata
 
@@ -34,4 +44,16 @@ def with_catalog(spec: AssetSpec, metadata: Metadata) -> AssetSpec:
         tags={**spec.tags, **entry.dagster_tags},
         description=spec.description or entry.description or None,
         metadata={**spec.metadata, **extra},
+    )
+
+
+def catalogued_definitions(
+    metadata: Metadata,
+    assets: Sequence[AssetsDefinition],
+    asset_checks: Sequence[AssetChecksDefinition] = (),
+) -> Definitions:
+    """A layer's definitions, every asset carrying its catalog entry."""
+    return Definitions(
+        assets=map_asset_specs(lambda spec: with_catalog(spec, metadata), assets),
+        asset_checks=list(asset_checks),
     )

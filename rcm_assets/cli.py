@@ -51,13 +51,11 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rcm_assets.definitions import build_definitions
-    from rcm_assets.jobs import format_outcomes, materialize_all
-    from rcm_assets.lake.rebuild import default_instance
+    from rcm_assets.runs import default_instance, format_outcomes, load_definitions, materialize_all
 
     started = time.monotonic()
     outcomes = materialize_all(
-        build_definitions(),
+        load_definitions(),
         default_instance(),
         args.partition or None,
         tags={"rcm/command": "run"},
@@ -74,12 +72,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from rcm_assets.bronze.emr import bronze_uri
     from rcm_assets.lake.archive import archive_loads
     from rcm_assets.metadata import load_metadata
     from rcm_assets.resources import LakeResource
 
-    metadata, lake = load_metadata(), LakeResource()
+    metadata, lake = load_metadata(), LakeResource().addresses
     days = args.older_than_days
     if days is None:
         days = metadata.archive_after_days("bronze")
@@ -87,8 +84,7 @@ def _archive(args: argparse.Namespace) -> int:
         raise RcmError("no archive window: add a bronze row to metadata/archive_policy.csv")
     cutoff = datetime.now(UTC) - timedelta(days=days)
     for config in metadata.load_configs:
-        source = bronze_uri(lake, config)
-        target = lake.table_uri("archive", "bronze", config.targetpath, config.table)
+        source, target = lake.emr_bronze(config), lake.archive(config)
         moved = archive_loads(source, target, cutoff, lake.storage_options, args.dry_run)
         verb = "would move" if args.dry_run else "moved"
         print(
@@ -115,10 +111,10 @@ def _report(args: argparse.Namespace) -> int:
     from rcm_assets.gold.report import render_report
     from rcm_assets.resources import LakeResource
 
-    lake = LakeResource()
+    lake = LakeResource().addresses
     marts = {}
     for mart in ("kpi_ar_aging", "kpi_monthly", "kpi_payer_mix"):
-        uri = lake.table_uri("gold", mart)
+        uri = lake.gold(mart)
         try:
             marts[mart] = pl.read_delta(uri, storage_options=lake.storage_options)
         except Exception:

@@ -12,7 +12,7 @@
 TABLE is a path relative to the lake root, as `rcm lake tables` lists it (`silver/patients`,
 `bronze/hosa/patients`). The rules behind restore and erase-patient are in the docstrings of
 `rcm_assets.lake.restore` and `rcm_assets.lake.erasure`. grant-access sets the ADLS Gen2 ACLs of
-metadata/storage_access.csv (see `rcm_assets.resources.storage_acl` and docs/governance.md).
+metadata/storage_access.csv (see `rcm_assets.storage_access` and docs/governance.md).
 
 restore (with or without --cascade), vacuum, erase-patient and grant-access (the last three
 unless --dry-run) change the lake in ways a later command cannot simply take back, so they go
@@ -36,8 +36,10 @@ from datetime import datetime
 
 import polars as pl
 
+from rcm_assets import storage_access
 from rcm_assets.errors import RcmError
-from rcm_assets.lake import catalog, erasure, operations, restore
+from rcm_assets.lake import erasure, inventory, operations, restore
+from rcm_assets.lake.addresses import LakeAddresses
 from rcm_assets.lake.safe_filter import apply_where
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource
@@ -45,6 +47,17 @@ from rcm_assets.resources import LakeResource, LandingStoreResource
 SHOW_LIMIT = 20
 YES = ("y", "yes")
 LIST_AT_MOST = 8  # tables named in a confirmation summary
+
+
+def _lake() -> LakeAddresses:
+    return LakeResource().addresses
+
+
+def _gold_graph() -> restore.GoldGraph:
+    """The asset graph, for the gold a restore leaves stale (Dagster loads only when needed)."""
+    from rcm_assets.runs import DagsterGoldGraph, load_definitions
+
+    return DagsterGoldGraph(load_definitions())
 
 
 def _interactive() -> bool:
@@ -98,14 +111,14 @@ def _tables(args: argparse.Namespace) -> int:
             "bytes": info.size_bytes,
             "last_write_utc": info.last_write,
         }
-        for info in catalog.list_tables(LakeResource())
+        for info in inventory.list_tables(_lake())
     ]
-    print(catalog.format_table(rows))
+    print(inventory.format_table(rows))
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
-    entries = catalog.table_history(LakeResource(), args.table, args.limit)
+    entries = inventory.table_history(_lake(), args.table, args.limit)
     rows = [
         {
             "version": e.version,
@@ -121,7 +134,7 @@ def _history(args: argparse.Namespace) -> int:
         }
         for e in entries
     ]
-    print(catalog.format_table(rows))
+    print(inventory.format_table(rows))
     return 0
 
 
@@ -139,7 +152,7 @@ def show_frame(args: argparse.Namespace) -> pl.DataFrame:
     """The rows `rcm lake show` prints, for the parsed arguments."""
     if args.limit < 0:
         raise RcmError(f"--limit must be 0 or more, not {args.limit}")
-    frame = catalog.read_table(LakeResource(), args.table, args.version, args.as_of)
+    frame = inventory.read_table(_lake(), args.table, args.version, args.as_of)
     if args.where is not None:
         frame = apply_where(frame, args.where)
     try:
@@ -158,11 +171,11 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def restore_summary(lake: LakeResource, args: argparse.Namespace) -> str:
+def restore_summary(lake: LakeAddresses, args: argparse.Namespace) -> str:
     """What `rcm lake restore` would do, from `restore.plan_restore` (nothing is written)."""
-    plan = restore.plan_restore(lake, args.table, args.version)
+    plan = restore.plan_restore(lake, args.table, args.version, graph=_gold_graph())
     restore.refuse_unsafe(plan, args.cascade)  # the refusal restore_table would raise anyway
-    rows = catalog.read_table(lake, args.table, args.version).select(pl.len()).collect().item()
+    rows = inventory.read_table(lake, args.table, args.version).select(pl.len()).collect().item()
     parts = [
         f"{args.table} goes back from version {plan.latest} to the content of version "
         f"{args.version} ({rows:,} rows), committed as a new version; the versions in between "
@@ -191,10 +204,12 @@ def restore_summary(lake: LakeResource, args: argparse.Namespace) -> str:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    lake = LakeResource()
+    lake = _lake()
     restore.check_version(lake, args.table, args.version)  # before asking: names the mistake
     confirm(args, lambda: restore_summary(lake, args))
-    result = restore.restore_table(lake, args.table, args.version, args.cascade)
+    result = restore.restore_table(
+        lake, args.table, args.version, args.cascade, graph=_gold_graph()
+    )
     print(
         f"{args.table}: restored version {args.version} as version {result.new_version} "
         f"({result.rows:,} rows), restore id {result.restore_id}"
@@ -211,7 +226,7 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def vacuum_summary(lake: LakeResource, args: argparse.Namespace) -> str:
+def vacuum_summary(lake: LakeAddresses, args: argparse.Namespace) -> str:
     """What `rcm lake vacuum` would delete, from a dry run."""
     planned = operations.vacuum_tables(lake, args.retention_hours, True, args.force)
     hit = [f"{r.table} ({r.files_removed:,})" for r in planned if r.files_removed]
@@ -231,19 +246,19 @@ def vacuum_summary(lake: LakeResource, args: argparse.Namespace) -> str:
 
 
 def _vacuum(args: argparse.Namespace) -> int:
-    lake = LakeResource()
+    lake = _lake()
     if not args.dry_run:
         confirm(args, lambda: vacuum_summary(lake, args))
     results = operations.vacuum_tables(lake, args.retention_hours, args.dry_run, args.force)
     verb = "files_to_remove" if args.dry_run else "files_removed"
-    print(catalog.format_table([{"table": r.table, verb: r.files_removed} for r in results]))
+    print(inventory.format_table([{"table": r.table, verb: r.files_removed} for r in results]))
     total = sum(r.files_removed for r in results)
     print(f"\n{total:,} file(s) {'would be ' if args.dry_run else ''}removed")
     return 0
 
 
 def _optimize(args: argparse.Namespace) -> int:
-    results = operations.optimize_tables(LakeResource(), args.tables or None)
+    results = operations.optimize_tables(_lake(), args.tables or None)
     rows = [
         {
             "table": r.table,
@@ -253,11 +268,11 @@ def _optimize(args: argparse.Namespace) -> int:
         }
         for r in results
     ]
-    print(catalog.format_table(rows))
+    print(inventory.format_table(rows))
     return 0
 
 
-def erase_summary(lake: LakeResource, args: argparse.Namespace) -> str:
+def erase_summary(lake: LakeAddresses, args: argparse.Namespace) -> str:
     """What `rcm lake erase-patient` would delete (counted, not recorded as a dry run)."""
     counts = erasure.plan_erasure(lake, args.patient_key, args.include_raw)
     hit = [f"{table} ({n:,})" for table, n in counts.items() if n]
@@ -273,7 +288,7 @@ def erase_summary(lake: LakeResource, args: argparse.Namespace) -> str:
 
 
 def _erase_patient(args: argparse.Namespace) -> int:
-    lake = LakeResource()
+    lake = _lake()
     if not args.dry_run:
         erasure.split_key(load_metadata(), args.patient_key)  # before asking: names the mistake
         confirm(args, lambda: erase_summary(lake, args))
@@ -287,7 +302,7 @@ def _erase_patient(args: argparse.Namespace) -> int:
             {"table": table, "rows_deleted": n, "files_removed": result.files_removed.get(table)}
             for table, n in result.rows.items()
         ]
-    print(catalog.format_table(rows))
+    print(inventory.format_table(rows))
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"\n{result.erasure_id}: {verb} {result.total_rows:,} row(s) of subject "
@@ -302,13 +317,11 @@ def _erase_patient(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    from rcm_assets.definitions import build_definitions
-    from rcm_assets.lake.describe import asset_descriptions, describe_tables
-    from rcm_assets.metadata import load_metadata
+    from rcm_assets.lake.describe import describe_tables
+    from rcm_assets.runs import asset_descriptions, load_definitions
 
-    metadata = load_metadata()
-    graph = build_definitions(metadata).resolve_asset_graph()
-    results = describe_tables(LakeResource(), metadata, asset_descriptions(graph), args.dry_run)
+    descriptions = asset_descriptions(load_definitions())
+    results = describe_tables(_lake(), load_metadata(), descriptions, args.dry_run)
     verb = "would set" if args.dry_run else "set"
     for result in results:
         if result.description_changed or result.columns_changed:
@@ -320,18 +333,16 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _grant_access(args: argparse.Namespace) -> int:
-    from rcm_assets.resources import storage_acl
-
     metadata = load_metadata()
     roots = {"lake": LakeResource().root, "landing": LandingStoreResource().root}
-    locations = storage_acl.adls_locations(roots, {row.store for row in metadata.storage_access})
-    plans = storage_acl.plan_acls(metadata, storage_acl.principals_from_env(metadata))
+    locations = storage_access.adls_locations(roots, {row.store for row in metadata.storage_access})
+    plans = storage_access.plan_acls(metadata, storage_access.principals_from_env(metadata))
     if args.dry_run:
-        print(storage_acl.describe_plan(plans, locations))
+        print(storage_access.describe_plan(plans, locations))
         print(f"\n{len(plans)} ACL(s) would be set (dry run, nothing changed)")
         return 0
-    confirm(args, lambda: storage_acl.plan_summary(plans, locations))
-    results = storage_acl.grant_access(plans, locations)
+    confirm(args, lambda: storage_access.plan_summary(plans, locations))
+    results = storage_access.grant_access(plans, locations)
     rows = [
         {
             "store": r.store,
@@ -344,7 +355,7 @@ def _grant_access(args: argparse.Namespace) -> int:
         }
         for r in results
     ]
-    print(catalog.format_table(rows))
+    print(inventory.format_table(rows))
     missing = [f"{r.store}:/{r.path}" for r in results if r.action == "missing"]
     print(f"\n{len(results) - len(missing)} ACL(s) set or checked")
     if missing:

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from rcm_assets.sample_data.api_replay import ReplayApi
+from rcm_assets.resources.api_replay import ReplayApi
 from rcm_assets.sample_data.synth import npi_check_digit
 
 CLIENT_ID = "rcm-test-client"

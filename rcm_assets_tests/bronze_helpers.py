@@ -8,9 +8,7 @@ import polars as pl
 from dagster import DagsterInstance
 from deltalake import DeltaTable
 
-from rcm_assets.definitions import build_definitions
-from rcm_assets.jobs import Outcome, materialize_all
-from rcm_assets.metadata import load_metadata
+from rcm_assets.runs import Outcome, load_definitions, materialize_all
 from rcm_assets.sample_data import (
     SAMPLE_HOSPITALS,
     HospitalProfile,
@@ -108,7 +106,7 @@ def read_table(project: Project, layer: str, table: str) -> pl.DataFrame:
 
 
 def run_all(instance: DagsterInstance, partitions: list[str] | None = None) -> list[Outcome]:
-    return materialize_all(build_definitions(load_metadata()), instance, partitions)
+    return materialize_all(load_definitions(), instance, partitions)
 
 
 def by_status(outcomes: list[Outcome], status: str) -> set[tuple[str, str | None]]:

@@ -13,10 +13,10 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from deltalake import DeltaTable
 
-from rcm_assets.definitions import build_definitions
 from rcm_assets.lake import delta, scd2
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource
+from rcm_assets.runs import load_definitions
 from rcm_assets.silver.assets import build_silver_table
 from rcm_assets_tests.conftest import Project
 from rcm_assets_tests.landing_corpus import CLAIM_COLUMNS, claim
@@ -50,8 +50,8 @@ def test_two_runs_on_two_partitions_of_one_table_both_commit(azure_project: Proj
 
     for run, output in zip(runs, outputs, strict=True):
         assert run.returncode == 0, output[-3000:]
-    lake = LakeResource()
-    uri = lake.table_uri("bronze", "claims")
+    lake = LakeResource().addresses
+    uri = lake.named("bronze/claims")
     claims = delta.scan(uri, lake.storage_options).collect()
     assert claims.group_by("datasource").len().sort("datasource").rows() == [
         ("hos-a", 40),
@@ -59,12 +59,12 @@ def test_two_runs_on_two_partitions_of_one_table_both_commit(azure_project: Proj
     ]
     writes = [c for c in delta.commits(uri, lake.storage_options) if c["rcm"].get("load_id")]
     assert len(writes) == 2  # no commit lost
-    logs = delta.scan(lake.table_uri("audit", "load_logs"), lake.storage_options).collect()
+    logs = delta.scan(lake.named("audit/load_logs"), lake.storage_options).collect()
     assert sorted(logs.get_column("data_source").to_list()) == ["hos-a", "hos-b"]
 
 
 def ingest_claims(instance: DagsterInstance, partition: str) -> None:
-    job = build_definitions(load_metadata()).resolve_implicit_global_asset_job_def()
+    job = load_definitions().resolve_implicit_global_asset_job_def()
     selection = [AssetKey(["bronze", "claims"])]
     result = job.execute_in_process(
         instance=instance, partition_key=partition, asset_selection=selection
@@ -75,8 +75,8 @@ def ingest_claims(instance: DagsterInstance, partition: str) -> None:
 def test_a_conflicting_silver_merge_retries_and_merges_nothing_twice(
     azure_project: Project, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
-    store, metadata, lake = LandingStoreResource(), load_metadata(), LakeResource()
-    table, uri = metadata.silver_tables["claims"], lake.table_uri("silver", "claims")
+    store, metadata, lake = LandingStoreResource(), load_metadata(), LakeResource().addresses
+    table, uri = metadata.silver_tables["claims"], lake.named("silver/claims")
     store.write_text("claims/hospital1_0101.csv", claims_file(1, 30))
     ingest_claims(instance, "hos-a")
     build_silver_table(table, metadata, lake, run_id="first")
@@ -112,8 +112,8 @@ def test_a_conflicting_silver_merge_retries_and_merges_nothing_twice(
 def test_a_writer_that_keeps_losing_fails_cleanly_and_writes_nothing(
     azure_project: Project,
 ) -> None:
-    lake = LakeResource()
-    uri, options = lake.table_uri("silver", "race"), lake.storage_options
+    lake = LakeResource().addresses
+    uri, options = lake.named("silver/race"), lake.storage_options
     rows = pl.DataFrame({"key": ["a", "b"], "datasource": ["hos-a", "hos-a"]})
     delta.append(uri, rows, {"operation": "seed"}, options, partition_by=["datasource"])
 
@@ -131,7 +131,7 @@ def test_a_writer_that_keeps_losing_fails_cleanly_and_writes_nothing(
 
 
 def test_every_silver_and_gold_table_has_its_own_writer_pool() -> None:
-    defs = build_definitions(load_metadata())
+    defs = load_definitions()
     graph = defs.resolve_asset_graph()
     merged = [k for k in graph.get_all_asset_keys() if k.path[0] in ("silver", "gold")]
     assert merged

@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 
 from rcm_assets.cli import main
 from rcm_assets.lake import delta
-from rcm_assets.lake.catalog import table_names
+from rcm_assets.lake.inventory import table_names
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource
 from rcm_assets.sample_data import mutate_sources
@@ -36,7 +36,7 @@ def fingerprint(lake: LakeResource) -> dict[str, tuple[int, int]]:
     """Per table: row count, and a hash of its rows without the columns that vary per run."""
     prints = {}
     for name in table_names(lake, load_metadata()):
-        frame = delta.scan(lake.table_uri(name), lake.storage_options).collect()
+        frame = delta.scan(lake.named(name), lake.storage_options).collect()
         stable = [c for c in frame.columns if not any(part in c for part in VOLATILE)]
         rows = frame.select(stable).with_columns(
             pl.col(pl.String).str.replace(MISSING_KEY, "MISSING-"),
@@ -55,7 +55,7 @@ def test_whole_graph_on_azurite_equals_the_local_run(
     capsys: pytest.CaptureFixture,
 ) -> None:
     roots = {name: os.environ[name] for name in ("RCM_LAKE_ROOT", "RCM_LANDING_ROOT")}
-    azure_lake, azure_landing = LakeResource(), LandingStoreResource()
+    azure_lake, azure_landing = LakeResource().addresses, LandingStoreResource()
     assert azure_lake.storage_options and azure_landing.azure
     assert upload_landing(sampled.home / "landing", azure_landing) > 0
 
@@ -70,7 +70,7 @@ def test_whole_graph_on_azurite_equals_the_local_run(
                     monkeypatch.delenv(name, raising=False)
             for action in work:
                 action()
-            prints.append(fingerprint(LakeResource()))
+            prints.append(fingerprint(LakeResource().addresses))
         return prints[0], prints[1]
 
     on_azure, local = step(lambda: run_all(instance))  # first (full) loads

@@ -13,13 +13,13 @@ import pytest
 from azure.core import MatchConditions
 from dagster import DagsterInstance
 
-from rcm_assets.definitions import build_definitions
 from rcm_assets.errors import MetadataError
 from rcm_assets.lake import delta
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource
 from rcm_assets.resources.azure_storage import AzureLocation, StorageConfigError
 from rcm_assets.resources.landing import BlobFiles, DataLakeFiles, LandingPathError, LocalFiles
+from rcm_assets.runs import load_definitions
 from rcm_assets_tests.conftest import Project
 from rcm_assets_tests.landing_corpus import CLAIM_COLUMNS, claim
 from rcm_assets_tests.test_sensors import tick
@@ -75,7 +75,7 @@ def test_a_file_uploaded_to_azure_landing_is_ingested_by_the_sensor(
 
     [request] = tick(instance).run_requests
     assert request.partition_key == "hos-a"
-    job = build_definitions(load_metadata()).resolve_implicit_global_asset_job_def()
+    job = load_definitions().resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         instance=instance,
         partition_key=request.partition_key,
@@ -84,8 +84,8 @@ def test_a_file_uploaded_to_azure_landing_is_ingested_by_the_sensor(
     )
 
     assert result.success
-    lake = LakeResource()
-    claims = delta.scan(lake.table_uri("bronze", "claims"), lake.storage_options).collect()
+    lake = LakeResource().addresses
+    claims = delta.scan(lake.named("bronze/claims"), lake.storage_options).collect()
     assert claims.height == 3
     assert claims.get_column("datasource").unique().to_list() == ["hos-a"]
     assert store.list_files("claims") == []
@@ -155,7 +155,7 @@ def test_storage_options_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     lake = LakeResource(root="abfss://lake@acct.dfs.core.windows.net/rcm")
     assert lake.azure == AzureLocation("acct", "lake", "rcm")
     assert lake.storage_options == {"account_name": "acct", "sas_token": "sv=2024&sig=abc"}
-    assert lake.table_uri("silver", "patients") == (
+    assert lake.addresses.silver("patients") == (
         "abfss://lake@acct.dfs.core.windows.net/rcm/silver/patients"
     )
     assert LakeResource(root="/data/lake").storage_options is None

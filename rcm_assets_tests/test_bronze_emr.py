@@ -13,8 +13,7 @@ from dagster import AssetKey, DagsterInstance
 
 from rcm_assets.bronze import emr
 from rcm_assets.bronze.watermark import high_watermark
-from rcm_assets.definitions import build_definitions
-from rcm_assets.metadata import load_metadata
+from rcm_assets.runs import load_definitions
 from rcm_assets.sample_data import HospitalProfile, generate_sources
 from rcm_assets_tests.bronze_helpers import (
     TABLES,
@@ -151,7 +150,7 @@ def test_inactive_row_removes_partition_and_load(
         "hos-a,dbo.patients,Incremental,ModifiedDate,1,hosa",
         "hos-a,dbo.patients,Incremental,ModifiedDate,0,hosa",
     )
-    graph = build_definitions(load_metadata()).resolve_asset_graph()
+    graph = load_definitions().resolve_asset_graph()
     patients = next(k for k in graph.get_all_asset_keys() if k.path == ["bronze", "patients"])
     assert graph.get(patients).partitions_def.get_partition_keys() == ["hos-b"]
 

@@ -6,10 +6,9 @@ import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
-from rcm_assets.definitions import build_definitions
 from rcm_assets.lake import audit
-from rcm_assets.metadata import load_metadata
 from rcm_assets.resources.landing import LandingPathError, LandingStoreResource
+from rcm_assets.runs import load_definitions
 from rcm_assets_tests.bronze_helpers import run_all
 from rcm_assets_tests.conftest import Project
 from rcm_assets_tests.landing_corpus import CASES, CLAIM_COLUMNS, Case, claim
@@ -25,7 +24,7 @@ def ingest(
 ) -> ExecuteInProcessResult:
     key = AssetKey(["bronze", table])
     return (
-        build_definitions(load_metadata())
+        load_definitions()
         .resolve_implicit_global_asset_job_def()
         .execute_in_process(
             instance=instance,

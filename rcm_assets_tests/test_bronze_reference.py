@@ -29,17 +29,17 @@ from rcm_assets.errors import RcmError
 from rcm_assets.lake import delta
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource
+from rcm_assets.resources.api_replay import ReplayApi
 from rcm_assets.resources.nppes import NppesResource
 from rcm_assets.resources.who_icd import WhoIcdResource, who_icd_resource
 from rcm_assets.sample_data import ICD10_CODES
 from rcm_assets.sample_data.api_replay import (
-    ReplayApi,
     nppes_individual,
     sample_providers,
     who_icd_entities,
     write_api_replay,
 )
-from rcm_assets.silver.assets import build_silver_assets, build_silver_table, silver_uri
+from rcm_assets.silver.assets import build_silver_assets, build_silver_table
 from rcm_assets_tests.api_server import CLIENT_ID, ApiTestServer, Fault, running, valid_npi
 from rcm_assets_tests.bronze_helpers import delta_version, run_all
 from rcm_assets_tests.conftest import Project
@@ -117,7 +117,7 @@ def audit_rows(project: Project, table: str) -> pl.DataFrame:
 
 
 def extract(api: str, project: Project, server: ApiTestServer) -> Any:
-    metadata, lake = load_metadata(), LakeResource()
+    metadata, lake = load_metadata(), LakeResource().addresses
     if api == "nppes":
         return extract_npi(metadata, lake, nppes_resource(server))
     landing = LandingStoreResource()
@@ -185,7 +185,7 @@ def test_failing_extract_writes_no_partial_snapshot(
 def test_three_changed_icd_descriptions_are_versioned_in_silver(
     project: Project, server: ApiTestServer
 ) -> None:
-    metadata, lake = load_metadata(), LakeResource()
+    metadata, lake = load_metadata(), LakeResource().addresses
     table = metadata.silver_tables["icd_codes"]
     extract("who", project, server)
     assert build_silver_table(table, metadata, lake).inserted == len(ICD10_CODES)
@@ -198,7 +198,7 @@ def test_three_changed_icd_descriptions_are_versioned_in_silver(
     build = build_silver_table(table, metadata, lake)
 
     assert (build.closed, build.inserted, build.unchanged) == (3, 3, len(ICD10_CODES) - 3)
-    silver = pl.read_delta(silver_uri(lake, "icd_codes"))
+    silver = pl.read_delta(lake.silver("icd_codes"))
     current = silver.filter(pl.col("is_current"))
     assert silver.height == len(ICD10_CODES) + 3
     assert sorted(current.get_column("icd_code")) == sorted(code for code, _ in ICD10_CODES)
@@ -390,7 +390,7 @@ def test_nppes_searches_from_metadata_join_the_extract(
     city = server.replay.nppes[5]["addresses"][1]["city"]  # the LOCATION address
     project.append_metadata("nppes_queries.csv", f"internists,NPI-1,Internal Medicine,,{city},,")
 
-    load = extract_npi(load_metadata(), LakeResource(), nppes_resource(server))
+    load = extract_npi(load_metadata(), LakeResource().addresses, nppes_resource(server))
 
     frame = bronze_table(project, "npi_extract")
     from_search = frame.filter(pl.col("searches").str.contains("internists"))
@@ -421,7 +421,7 @@ def test_cms_order_file_in_landing_replaces_the_api(project: Project) -> None:
     os.utime(landing / "icd10cm_order_2024.txt", (1, 1))  # older
     # Live mode without credentials and without a reachable server: the API must not be used.
     who = WhoIcdResource(mode="live", base_url="http://127.0.0.1:9/icd/release/10")
-    metadata, lake = load_metadata(), LakeResource()
+    metadata, lake = load_metadata(), LakeResource().addresses
 
     load = extract_icd_codes(metadata, lake, LandingStoreResource(), who)
 
@@ -441,7 +441,7 @@ def test_cms_order_file_in_landing_replaces_the_api(project: Project) -> None:
     assert set(logs.get_column("load_type")) == {"File"}
     build = build_silver_table(metadata.silver_tables["icd_codes"], metadata, lake)
     assert build.inserted == 3
-    silver = pl.read_delta(silver_uri(lake, "icd_codes"))
+    silver = pl.read_delta(lake.silver("icd_codes"))
     assert dict(silver.select("icd_code", "description").rows())["E11.22"].endswith("disease")
 
 
@@ -452,7 +452,10 @@ def test_bad_cms_order_file_is_rejected_naming_the_line(project: Project) -> Non
 
     with pytest.raises(ReferenceFileError, match=r"icd10cm/codes.txt: .* first line 5: 'A09,"):
         extract_icd_codes(
-            load_metadata(), LakeResource(), LandingStoreResource(), WhoIcdResource(mode="live")
+            load_metadata(),
+            LakeResource().addresses,
+            LandingStoreResource(),
+            WhoIcdResource(mode="live"),
         )
 
     assert not (project.lake / "bronze" / "icd_codes").exists()

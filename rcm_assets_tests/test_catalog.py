@@ -5,9 +5,9 @@ from datetime import date
 import polars as pl
 from dagster import AssetKey, DagsterInstance
 
-from rcm_assets.definitions import build_definitions
 from rcm_assets.gold.masking import mask
 from rcm_assets.metadata import load_metadata
+from rcm_assets.runs import load_definitions
 from rcm_assets_tests.bronze_helpers import read_table, run_all
 from rcm_assets_tests.conftest import Project
 
@@ -15,7 +15,7 @@ FULL_SSN = r"^\d{3}-?\d{2}-?\d{4}$"
 
 
 def test_owners_tags_and_column_classification_come_from_metadata(project: Project) -> None:
-    graph = build_definitions(load_metadata()).resolve_asset_graph()
+    graph = load_definitions().resolve_asset_graph()
     patients = graph.get(AssetKey(["silver", "patients"]))
     assert patients.owners == ["team:data-platform"]
     assert patients.tags["layer"] == "silver" and "phi" in patients.tags
@@ -30,7 +30,7 @@ def test_owners_tags_and_column_classification_come_from_metadata(project: Proje
 
 def test_catalog_change_is_a_metadata_change(project: Project) -> None:
     project.edit_metadata("catalog.csv", "silver/*,team:data-platform", "silver/*,dq@example.org")
-    graph = build_definitions(load_metadata()).resolve_asset_graph()
+    graph = load_definitions().resolve_asset_graph()
     assert graph.get(AssetKey(["silver", "claims"])).owners == ["dq@example.org"]
 
 
@@ -69,20 +69,21 @@ def test_describe_writes_the_catalog_into_the_delta_tables_once(
 ) -> None:
     from deltalake import DeltaTable
 
-    from rcm_assets.lake.describe import asset_descriptions, describe_tables
+    from rcm_assets.lake.describe import describe_tables
     from rcm_assets.resources import LakeResource
+    from rcm_assets.runs import asset_descriptions, load_definitions
 
     run_all(instance)
     metadata = load_metadata()
-    descriptions = asset_descriptions(build_definitions(metadata).resolve_asset_graph())
+    descriptions = asset_descriptions(load_definitions())
 
-    describe_tables(LakeResource(), metadata, descriptions, dry_run=False)
+    describe_tables(LakeResource().addresses, metadata, descriptions, dry_run=False)
 
     table = DeltaTable(str(sampled.lake / "silver" / "patients"))
     assert "owner: team:data-platform" in table.metadata().description
     tags = {f.name: f.metadata.get("rcm.tags") for f in table.schema().fields}
     assert tags["ssn"] == "pii phi" and tags["gender"] is None
     version = table.version()
-    again = describe_tables(LakeResource(), metadata, descriptions, dry_run=False)
+    again = describe_tables(LakeResource().addresses, metadata, descriptions, dry_run=False)
     assert not any(r.description_changed or r.columns_changed for r in again)
     assert DeltaTable(str(sampled.lake / "silver" / "patients")).version() == version

@@ -14,16 +14,21 @@ import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test
 from deltalake import DeltaTable
 
-from rcm_assets.definitions import build_definitions
 from rcm_assets.errors import RcmError
-from rcm_assets.lake import catalog, erasure, operations, restore
+from rcm_assets.lake import erasure, inventory, operations, restore
 from rcm_assets.lake.archive import archive_loads
-from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource
+from rcm_assets.runs import DagsterGoldGraph, load_definitions
 from rcm_assets.settings import REPO_ROOT
 from rcm_assets_tests.bronze_helpers import run_all, sqlite_sources
 from rcm_assets_tests.conftest import Project
 from rcm_assets_tests.test_lake_cli import Terminal, parse
+
+
+def gold_graph(instance: DagsterInstance) -> DagsterGoldGraph:
+    """The asset graph of the project's definitions, rebuilding gold in `instance`."""
+    return DagsterGoldGraph(load_definitions(), instance)
+
 
 # The bronze column each silver patient column comes from (metadata/silver_columns.csv).
 BRONZE_PATIENT_ID = {
@@ -60,7 +65,7 @@ def lake_project(project: Project, built_home: Path) -> Project:
 
 
 def materialize(instance: DagsterInstance, names: list[str], partition: str | None = None) -> None:
-    job = build_definitions(load_metadata()).resolve_implicit_global_asset_job_def()
+    job = load_definitions().resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         instance=instance,
         asset_selection=[AssetKey(name.split("/")) for name in names],
@@ -84,7 +89,7 @@ def comparable(frame: pl.DataFrame) -> set[tuple]:
 
 
 def test_tables_lists_every_layer_with_versions_and_row_counts(lake_project: Project) -> None:
-    infos = catalog.list_tables(LakeResource())
+    infos = inventory.list_tables(LakeResource().addresses)
 
     assert {info.layer for info in infos} == {"audit", "bronze", "silver", "gold"}
     names = {info.name for info in infos}
@@ -99,8 +104,8 @@ def test_tables_lists_every_layer_with_versions_and_row_counts(lake_project: Pro
 def test_optimize_then_vacuum_report_files_and_keep_tables_readable(
     lake_project: Project,
 ) -> None:
-    lake = LakeResource()
-    rows = {info.name: info.rows for info in catalog.list_tables(lake)}
+    lake = LakeResource().addresses
+    rows = {info.name: info.rows for info in inventory.list_tables(lake)}
 
     optimized = operations.optimize_tables(lake)
     assert {r.table for r in optimized} == set(rows)
@@ -116,7 +121,7 @@ def test_optimize_then_vacuum_report_files_and_keep_tables_readable(
 
     assert sum(r.files_removed for r in removed) == sum(r.files_removed for r in planned)
     assert sum(r.files_removed for r in removed) >= compacted
-    assert {info.name: info.rows for info in catalog.list_tables(lake)} == rows
+    assert {info.name: info.rows for info in inventory.list_tables(lake)} == rows
     assert all(read(lake_project, name).height == count for name, count in rows.items())
 
 
@@ -129,15 +134,17 @@ def test_bronze_restore_refuses_stale_silver_then_cascades_through_silver_and_go
     silver_before = read(lake_project, "silver/patients")
     hos_b_before = silver_before.filter(pl.col("datasource") == "hos-b").sort("patient_key")
     bronze_version = version_of(lake_project, "bronze/hosa/patients")
-    lake = LakeResource()
+    lake = LakeResource().addresses
 
     with pytest.raises(RcmError) as refused:
-        restore.restore_table(lake, "bronze/hosa/patients", 0)
+        restore.restore_table(lake, "bronze/hosa/patients", 0, graph=gold_graph(instance))
     assert "silver/patients (hos-a consumed load(s)" in str(refused.value)
     assert "gold/dim_patient" in str(refused.value) and "--cascade" in str(refused.value)
     assert version_of(lake_project, "bronze/hosa/patients") == bronze_version
 
-    result = restore.restore_table(lake, "bronze/hosa/patients", 0, cascade=True, instance=instance)
+    result = restore.restore_table(
+        lake, "bronze/hosa/patients", 0, cascade=True, graph=gold_graph(instance)
+    )
 
     assert read(lake_project, "bronze/hosa/patients").equals(
         read(lake_project, "bronze/hosa/patients", version=0)
@@ -176,26 +183,32 @@ def test_bronze_restore_that_would_lose_a_kept_load_is_refused_even_with_cascade
     sources.mutate(seed=5)
     materialize(instance, ["bronze/patients"], "hos-b")  # version 2
     materialize(instance, ["silver/patients"])  # consumes both loads in one commit
-    lake = LakeResource()
+    lake = LakeResource().addresses
 
     with pytest.raises(RcmError, match="even with --cascade"):
-        restore.restore_table(lake, "bronze/hosb/patients", 1, cascade=True, instance=instance)
+        restore.restore_table(
+            lake, "bronze/hosb/patients", 1, cascade=True, graph=gold_graph(instance)
+        )
 
-    result = restore.restore_table(lake, "bronze/hosb/patients", 0, cascade=True, instance=instance)
+    result = restore.restore_table(
+        lake, "bronze/hosb/patients", 0, cascade=True, graph=gold_graph(instance)
+    )
     assert len(result.plan.silver[0].removed_load_ids) == 2
 
 
 def test_silver_restore_refuses_stale_gold_then_rebuilds_it_through_dagster(
     lake_project: Project, instance: DagsterInstance
 ) -> None:
-    lake = LakeResource()  # silver/patients: version 0 merged hos-a, version 1 hos-b
-    hos_b_load = catalog.table_history(lake, "silver/patients")[0].load_ids
+    lake = LakeResource().addresses  # silver/patients: version 0 merged hos-a, version 1 hos-b
+    hos_b_load = inventory.table_history(lake, "silver/patients")[0].load_ids
 
     with pytest.raises(RcmError, match="gold/dim_patient") as refused:
-        restore.restore_table(lake, "silver/patients", 0)
+        restore.restore_table(lake, "silver/patients", 0, graph=gold_graph(instance))
     assert "gold/dim_cpt_code" not in str(refused.value)
 
-    result = restore.restore_table(lake, "silver/patients", 0, cascade=True, instance=instance)
+    result = restore.restore_table(
+        lake, "silver/patients", 0, cascade=True, graph=gold_graph(instance)
+    )
 
     assert read(lake_project, "silver/patients").get_column("datasource").unique().to_list() == [
         "hos-a"
@@ -205,7 +218,7 @@ def test_silver_restore_refuses_stale_gold_then_rebuilds_it_through_dagster(
     ]
     assert "gold/dim_patient" in result.plan.gold
     assert result.plan.untracked_load_ids == (hos_b_load,)
-    assert catalog.table_history(lake, "silver/patients")[0].rcm["restored_version"] == "0"
+    assert inventory.table_history(lake, "silver/patients")[0].rcm["restored_version"] == "0"
 
 
 def test_cli_restore_shows_the_stale_downstream_and_asks_before_cascading(
@@ -299,12 +312,12 @@ def _archive_first_load(project: Project, instance: DagsterInstance, datasource:
 
 def test_erase_patient_dry_run_changes_nothing(lake_project: Project) -> None:
     key = _patient_in_every_table(lake_project)
-    lake = LakeResource()
-    before = {i.name: (i.version, i.rows) for i in catalog.list_tables(lake)}
+    lake = LakeResource().addresses
+    before = {i.name: (i.version, i.rows) for i in inventory.list_tables(lake)}
 
     result = erasure.erase_patient(lake, key, dry_run=True, include_raw=True)
 
-    after = {i.name: (i.version, i.rows) for i in catalog.list_tables(lake)}
+    after = {i.name: (i.version, i.rows) for i in inventory.list_tables(lake)}
     assert after.pop("audit/erasures")[1] == 1
     assert after == before
     assert result.dry_run and result.rows["silver/patients"] == 1
@@ -324,7 +337,7 @@ def test_erase_patient_removes_every_row_and_data_file_of_one_patient(
     # Only the archived first load must hold the patient's own row; the second is a change batch.
     assert all(p for name, (_, p) in before.items() if name != f"bronze/{target}/patients"), before
 
-    result = erasure.erase_patient(LakeResource(), key, include_raw=True)
+    result = erasure.erase_patient(LakeResource().addresses, key, include_raw=True)
 
     after = _patient_rows(lake_project, key)
     assert {name: total - patient for name, (total, patient) in before.items()} == {

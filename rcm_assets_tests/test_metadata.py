@@ -1,11 +1,23 @@
-"""metadata.py: the shipped metadata loads; each defect fails with file, line and column."""
+"""rcm_assets.metadata: the shipped metadata loads; each defect fails with file, line and column."""
 
 import re
+import subprocess
+import sys
 
+import polars as pl
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from rcm_assets.errors import MetadataError
-from rcm_assets.metadata import LoadType, load_metadata
+from rcm_assets.metadata import ColumnType, LoadType, Severity, load_metadata
+from rcm_assets.metadata.fields import (
+    Flag,
+    FlagEmptyIsFalse,
+    Identifier,
+    NoneIfEmpty,
+    OptionalText,
+    Words,
+)
 from rcm_assets_tests.conftest import Project
 
 HOS_A_PATIENTS = "healthcare-rcm-hospital-a,hos-a,dbo.patients,Incremental,ModifiedDate,1,hosa"
@@ -105,3 +117,123 @@ def test_missing_header_column(project: Project) -> None:
         MetadataError, match=r"line 1: header must be .*missing column\(s\) loadtype"
     ):
         load_metadata()
+
+
+KPIS = ("kpi_ar_aging", "kpi_monthly", "kpi_payer_mix", "kpi_provider_department")
+
+
+def test_quality_rules_carry_severity_and_impacted_gold_tables(project: Project) -> None:
+    rules = {(r.table, r.rule): r for r in load_metadata().quality_rules}
+    patient_id = rules["patients", "patient_id_missing"]
+    assert patient_id.severity is Severity.ERROR
+    assert patient_id.impacts == ("dim_patient", "dim_patient_masked")
+    negative = rules["transactions", "negative_amount"]
+    assert negative.severity is Severity.WARN
+    assert negative.impacts == ("fact_transactions", *KPIS)
+    assert rules["encounters", "patient_id_missing"].impacts == ()  # no gold table reads it
+    assert all(
+        r.severity is (Severity.ERROR if r.action == "quarantine" else Severity.WARN)
+        for r in rules.values()
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "pattern"),
+    [
+        (
+            "patients,ssn_missing,not_null,ssn,flag,warn,dim_patient dim_nope,ssn is null",
+            r"line 26, column impacts: unknown gold table\(s\) 'dim_nope'; see gold_tables.csv",
+        ),
+        (
+            "patients,ssn_missing,not_null,ssn,flag,fatal,dim_patient,ssn is null",
+            r"line 26, column severity: .*'error' or 'warn'.*'fatal'",
+        ),
+        (
+            "patients,ssn_missing,not_null,ssn,flag,,dim_patient,ssn is null",
+            r"line 26, column severity: ",
+        ),
+    ],
+    ids=["unknown-impacted-table", "unknown-severity", "empty-severity"],
+)
+def test_quality_rule_defect_names_file_line_and_column(
+    project: Project, line: str, pattern: str
+) -> None:
+    _fails(project, line, pattern, "quality_rules.csv")
+
+
+@pytest.mark.parametrize(
+    "cron",
+    ["0 2 * *", "61 2 * * *", "0 2 * * * *", "0 0 30 2 *", "every night"],
+    ids=["four-fields", "minute-61", "seconds-field", "30-february", "words"],
+)
+def test_bad_cron_names_file_line_and_column(project: Project, cron: str) -> None:
+    _fails(
+        project,
+        f"nightly,{cron},UTC,x",
+        rf"line 3, column cron: .*{re.escape(repr(cron))} is not a cron expression",
+        "schedules.csv",
+    )
+
+
+def test_unknown_time_zone(project: Project) -> None:
+    _fails(project, "nightly,0 3 * * *,Mars/Olympus,x", r"line 3, column timezone", "schedules.csv")
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("1", True), (" Yes ", True), ("TRUE", True), ("0", False), ("no", False), ("False", False)],
+)
+def test_flag_reads_one_zero_true_false_yes_no(cell: str, expected: bool) -> None:
+    assert TypeAdapter(Flag).validate_python(cell) is expected
+    assert TypeAdapter(FlagEmptyIsFalse).validate_python(cell) is expected
+
+
+@pytest.mark.parametrize("cell", ["", "  ", "maybe", "2"])
+def test_flag_refuses_anything_else(cell: str) -> None:
+    with pytest.raises(ValidationError, match=r"is not a flag; use 1 or 0"):
+        TypeAdapter(Flag).validate_python(cell)
+
+
+def test_flag_empty_is_false_takes_an_empty_cell_as_no(project: Project) -> None:
+    assert TypeAdapter(FlagEmptyIsFalse).validate_python("  ") is False
+    with pytest.raises(ValidationError, match=r"'maybe' is not a flag; use 1 or 0"):
+        TypeAdapter(FlagEmptyIsFalse).validate_python("maybe")
+    tables = load_metadata().silver_tables
+    assert tables["providers"].retire_absent is False  # the cell is empty
+    assert tables["cpt_codes"].retire_absent is True
+
+
+def test_empty_text_is_none() -> None:
+    assert TypeAdapter(OptionalText).validate_python("") is None
+    assert TypeAdapter(OptionalText).validate_python("   ") is None
+    assert TypeAdapter(OptionalText).validate_python(" a b ") == "a b"
+    identifier = TypeAdapter(NoneIfEmpty[Identifier])
+    assert identifier.validate_python(" ") is None
+    assert identifier.validate_python(" watermark ") == "watermark"
+    with pytest.raises(ValidationError, match="String should match pattern"):
+        identifier.validate_python("Modified Date")
+
+
+def test_words_split_on_whitespace() -> None:
+    assert TypeAdapter(Words).validate_python(" a  b\tc ") == ("a", "b", "c")
+    assert TypeAdapter(Words).validate_python("") == ()
+
+
+def test_column_type_knows_its_polars_and_sql_types() -> None:
+    assert {t.value: (t.polars_type, t.sql_type) for t in ColumnType} == {
+        "string": (pl.String, "string"),
+        "key": (pl.String, "string"),
+        "date": (pl.Date, "date"),
+        "datetime": (pl.Datetime("us"), "timestamp"),
+        "decimal": (pl.Decimal(18, 2), "decimal(18,2)"),
+        "integer": (pl.Int64, "bigint"),
+    }
+
+
+def test_metadata_does_not_import_dagster() -> None:
+    check = (
+        "import sys, rcm_assets.metadata; "
+        "sys.exit(sorted(m for m in sys.modules if m.startswith('dagster'))[:3] or None)"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -31,6 +31,7 @@ from rcm_assets.bronze.reference_frames import (
 )
 from rcm_assets.errors import MetadataError
 from rcm_assets.metadata import ApiSourceName, load_metadata
+from rcm_assets.resources.api_replay import ReplayApi
 from rcm_assets.resources.http_retry import (
     ApiError,
     ApiHttp,
@@ -43,7 +44,6 @@ from rcm_assets.resources.reference_api import ApiSettings
 from rcm_assets.resources.who_icd import ClientCredentialsToken, WhoIcdResource
 from rcm_assets.sample_data import ICD10_CODES
 from rcm_assets.sample_data.api_replay import (
-    ReplayApi,
     nppes_individual,
     nppes_organization,
     nppes_records,

@@ -5,16 +5,16 @@ from datetime import UTC, datetime
 import pytest
 from dagster import build_schedule_context
 
-from rcm_assets.definitions import build_definitions
 from rcm_assets.errors import MetadataError
 from rcm_assets.metadata import load_metadata
+from rcm_assets.runs import load_definitions
 from rcm_assets_tests.conftest import Project
 
 EMR = ["departments", "encounters", "patients", "providers", "transactions"]
 
 
 def requests(name: str = "emr_incremental_schedule") -> list[tuple[str, list[str]]]:
-    defs = build_definitions(load_metadata())
+    defs = load_definitions()
     schedule = defs.resolve_schedule_def(name)
     context = build_schedule_context(
         scheduled_execution_time=datetime(2026, 11, 24, 2, tzinfo=UTC),
@@ -27,7 +27,7 @@ def requests(name: str = "emr_incremental_schedule") -> list[tuple[str, list[str
 
 
 def test_daily_at_the_metadata_cron_for_every_emr_partition(project: Project) -> None:
-    schedule = build_definitions(load_metadata()).resolve_schedule_def("emr_incremental_schedule")
+    schedule = load_definitions().resolve_schedule_def("emr_incremental_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "UTC"
     assert requests() == [("hos-a", EMR), ("hos-b", EMR)]
@@ -40,7 +40,7 @@ def test_cron_change_and_inactive_table_follow_metadata(project: Project) -> Non
         "hos-b,dbo.providers,Full,,1,hosb",
         "hos-b,dbo.providers,Full,,0,hosb",
     )
-    schedule = build_definitions(load_metadata()).resolve_schedule_def("emr_incremental_schedule")
+    schedule = load_definitions().resolve_schedule_def("emr_incremental_schedule")
     assert schedule.cron_schedule == "30 5 * * 1-5"
     assert requests() == [
         ("hos-a", [t for t in EMR if t != "providers"]),

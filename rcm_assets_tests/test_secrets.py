@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance
 
-from rcm_assets.definitions import build_definitions
 from rcm_assets.lake import delta
-from rcm_assets.lake.catalog import table_names
+from rcm_assets.lake.inventory import table_names
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource, secrets
 from rcm_assets.resources.secrets import SecretError, resolve_secret
+from rcm_assets.runs import load_definitions
 from rcm_assets_tests.azurite import ACCOUNT_KEY, Azurite
 from rcm_assets_tests.bronze_helpers import Sources, run_all
 from rcm_assets_tests.test_azure_lake import upload_landing
@@ -77,15 +77,15 @@ def test_the_storage_key_can_live_in_key_vault(
 ) -> None:
     vault.values["storage-key"] = ACCOUNT_KEY
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "kv:storage-key")
-    lake = LakeResource()
-    uri = lake.table_uri("bronze", "probe")
+    lake = LakeResource().addresses
+    uri = lake.named("bronze/probe")
     delta.append(uri, pl.DataFrame({"a": [1]}), {"operation": "probe"}, lake.storage_options)
     assert delta.row_count(uri, lake.storage_options) == 1
     assert vault.reads == ["storage-key"]
 
 
 def test_definitions_wire_storage_credentials_as_env_vars(azure_project) -> None:
-    resources = build_definitions(load_metadata()).resources
+    resources = load_definitions().resources
     for name in ("lake", "landing"):
         assert resources[name].account_key == "AZURE_STORAGE_ACCOUNT_KEY"  # an EnvVar's name
         assert type(resources[name].account_key).__name__ == "EnvVar"
@@ -133,10 +133,10 @@ def test_secrets_never_reach_logs_metadata_or_the_lake(
     needles = [db_password, who_secret, ACCOUNT_KEY, uri_a]
     assert _files_containing(Path(instance.root_directory), needles) == []
     assert _files_containing(sources.project.home, needles) == []
-    lake = LakeResource()
+    lake = LakeResource().addresses
     for name in table_names(lake, load_metadata()):
-        frame = delta.scan(lake.table_uri(name), lake.storage_options).collect()
+        frame = delta.scan(lake.named(name), lake.storage_options).collect()
         text = frame.select(pl.col(pl.String)).write_csv()
         assert not any(needle in text for needle in needles), name
-        commits = str(delta.commits(lake.table_uri(name), lake.storage_options))
+        commits = str(delta.commits(lake.named(name), lake.storage_options))
         assert not any(needle in commits for needle in needles), name

@@ -10,9 +10,8 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
-from rcm_assets.definitions import build_definitions
-from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LandingStoreResource
+from rcm_assets.runs import load_definitions
 from rcm_assets_tests.bronze_helpers import run_all
 from rcm_assets_tests.conftest import Project
 from rcm_assets_tests.dagster_server import DagsterDevServer
@@ -20,7 +19,7 @@ from rcm_assets_tests.landing_corpus import CLAIM_COLUMNS, claim
 
 
 def tick(instance: DagsterInstance, cursor: str | None = None) -> SensorExecutionData:
-    defs = build_definitions(load_metadata())
+    defs = load_definitions()
     sensor = defs.resolve_sensor_def("landing_files_sensor")
     with build_sensor_context(
         instance_ref=instance.get_ref(),

@@ -12,9 +12,9 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from deltalake import DeltaTable
 
-from rcm_assets.definitions import build_definitions
 from rcm_assets.lake.scd2 import consumed_load_ids
 from rcm_assets.metadata import load_metadata
+from rcm_assets.runs import load_definitions
 from rcm_assets_tests.bronze_helpers import Sources, read_table, run_all, sqlite_sources
 from rcm_assets_tests.conftest import Project
 
@@ -121,7 +121,7 @@ def test_quarantine_rate_over_a_blocking_threshold_fails_the_check_with_metadata
         "quality_thresholds.csv", "*,quarantine_rate,0.05,1", "*,quarantine_rate,0.001,1"
     )
     run_all(instance, ["hos-a", "hos-b"])  # bronze only
-    defs = build_definitions(load_metadata())
+    defs = load_definitions()
     key = AssetKey(["silver", "patients"])
 
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -267,9 +267,7 @@ def test_orphans_and_quality_land_in_dq_results_counted_exactly(
 
 
 def test_a_batch_that_breaks_the_contract_fails_naming_the_column(project: Project) -> None:
-    from dagster import Failure
-
-    from rcm_assets.silver.contracts import validate_contract
+    from rcm_assets.quality.contracts import ContractError, validate_contract
 
     metadata = load_metadata()
     table = metadata.silver_tables["departments"]
@@ -289,5 +287,5 @@ def test_a_batch_that_breaks_the_contract_fails_naming_the_column(project: Proje
             "quality_flags": pl.List(pl.String),
         },
     )
-    with pytest.raises(Failure, match="department_name"):
+    with pytest.raises(ContractError, match="department_name"):
         validate_contract(batch, table, metadata)

@@ -59,9 +59,9 @@ def _expected_assets() -> dict[tuple[str, ...], tuple[str | None, list[str] | No
     from dagster import StaticPartitionsDefinition
 
     # Imported here, not at the top, so it reads the test's RCM_METADATA_DIR as the server does.
-    from rcm_assets.definitions import build_definitions
+    from rcm_assets.runs import load_definitions
 
-    graph = build_definitions().resolve_asset_graph()
+    graph = load_definitions().resolve_asset_graph()
     expected = {}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)

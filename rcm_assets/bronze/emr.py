@@ -6,10 +6,6 @@ lineage columns, to `lake/bronze/<targetpath>/<table>` in one atomic Delta commi
 """
 
 import logging
-import time
-import uuid
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 import polars as pl
 from dagster import (
@@ -18,11 +14,11 @@ from dagster import (
     AssetsDefinition,
     Failure,
     MaterializeResult,
-    MetadataValue,
     StaticPartitionsDefinition,
     asset,
 )
 
+from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord
 from rcm_assets.bronze.watermark import (
     LINEAGE_COLUMNS,
     drop_loaded,
@@ -31,97 +27,16 @@ from rcm_assets.bronze.watermark import (
     with_lineage,
 )
 from rcm_assets.errors import RcmError, SourceError
-from rcm_assets.lake import audit, delta
+from rcm_assets.lake import delta
+from rcm_assets.lake.addresses import LakeAddresses
 from rcm_assets.metadata import LoadConfig, LoadType, Metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, SourceDatabase
 from rcm_assets.resources.source_sql import extract_query
 
 
-@dataclass(frozen=True)
-class BronzeLoad:
-    """What one partition load did; becomes asset metadata and the audit row."""
-
-    config: LoadConfig
-    load_id: str
-    run_id: str | None
-    loaded_at: datetime
-    bronze_uri: str
-    rows: int = 0
-    watermark_from: str | None = None
-    watermark_max: str | None = None
-    query: str = ""
-    bronze_version: int | None = None
-    duration_seconds: float = 0.0
-    table_rows: int = 0  # rows in the bronze table after the load
-
-    @property
-    def watermark_column(self) -> str | None:
-        incremental = self.config.loadtype is LoadType.INCREMENTAL
-        return self.config.watermark if incremental else None
-
-    def audit_row(self, status: str, error: Exception | None = None) -> audit.LoadLog:
-        return audit.LoadLog(
-            data_source=self.config.datasource,
-            tablename=self.config.tablename,
-            numberofrowscopied=self.rows,
-            watermarkcolumnname=self.watermark_column,
-            loaddate=self.loaded_at,
-            load_id=self.load_id,
-            load_type=self.config.loadtype.value,
-            watermark_from=self.watermark_from,
-            watermark_max=self.watermark_max,
-            status=status,
-            run_id=self.run_id,
-            bronze_version=self.bronze_version,
-            duration_seconds=self.duration_seconds,
-            error=str(error) if error else None,
-        )
-
-    def commit_metadata(self) -> dict[str, object]:
-        return {
-            "operation": "load",
-            "load_id": self.load_id,
-            "run_id": self.run_id or "",
-            "datasource": self.config.datasource,
-            "table": self.config.tablename,
-            "load_type": self.config.loadtype.value,
-            "rows": self.rows,
-            "watermark_column": self.watermark_column or "",
-            "watermark_from": self.watermark_from or "",
-            "watermark_max": self.watermark_max or "",
-        }
-
-    def asset_metadata(self) -> dict[str, object]:
-        return {
-            "dagster/row_count": self.table_rows,
-            "rows_loaded": self.rows,
-            "load_type": self.config.loadtype.value,
-            "load_id": self.load_id,
-            "watermark_column": self.watermark_column or "",
-            "watermark_from": self.watermark_from or "(first load)",
-            "watermark_to": self.watermark_max or "",
-            "source_query": MetadataValue.md(f"```sql\n{self.query}\n```"),
-            "bronze_table": MetadataValue.path(self.bronze_uri),
-            "bronze_version": self.bronze_version if self.bronze_version is not None else -1,
-            "duration_seconds": round(self.duration_seconds, 3),
-        }
-
-
-def new_load_id(now: datetime) -> str:
-    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
-def bronze_uri(lake: LakeResource, config: LoadConfig) -> str:
-    return lake.table_uri("bronze", config.targetpath, config.table)
-
-
-def audit_uri(lake: LakeResource) -> str:
-    return lake.table_uri("audit", "load_logs")
-
-
-def _loaded_watermark(config: LoadConfig, lake: LakeResource) -> tuple[str | None, pl.DataFrame]:
+def _loaded_watermark(config: LoadConfig, lake: LakeAddresses) -> tuple[str | None, pl.DataFrame]:
     """The highest watermark already in bronze and the rows that carry it (see high_watermark)."""
-    uri = bronze_uri(lake, config)
+    uri = lake.emr_bronze(config)
     if config.loadtype is LoadType.FULL or not delta.exists(uri, lake.storage_options):
         return None, pl.DataFrame()
     return high_watermark(delta.scan(uri, lake.storage_options), config.watermark)
@@ -164,38 +79,38 @@ def _extract(
 def load_emr_table(
     config: LoadConfig,
     source: SourceDatabase,
-    lake: LakeResource,
+    lake: LakeAddresses,
     run_id: str | None = None,
     log: logging.Logger | None = None,
-) -> BronzeLoad:
+) -> LoadRecord:
     """Extract one (datasource, table) into bronze and record it in audit.load_logs.
 
     A failure writes nothing to bronze and a `failed` audit row; the watermark (the maximum in
     bronze) therefore cannot move.
     """
     log = log or logging.getLogger(__name__)
-    started, now = time.monotonic(), datetime.now(UTC)
-    target, logs, options = bronze_uri(lake, config), audit_uri(lake), lake.storage_options
-    load = BronzeLoad(config, new_load_id(now), run_id, now, target)
-    audit.recover_missing(logs, target, config.datasource, config.tablename, options, log)
-    try:
+    incremental = config.loadtype is LoadType.INCREMENTAL
+    attempt = LoadAttempt.start(
+        lake,
+        log,
+        datasource=config.datasource,
+        table=config.tablename,
+        load_type=config.loadtype.value,
+        bronze_uri=lake.emr_bronze(config),
+        run_id=run_id,
+        watermark_column=config.watermark if incremental else None,
+    )
+    with attempt.failure_recorded():
         since, loaded = _loaded_watermark(config, lake)
-        load = replace(load, watermark_from=since, watermark_max=since)
+        attempt.update(watermark_from=since, watermark_max=since)
         query, rows = _extract(config, source, since, loaded)
-        if load.watermark_column and rows.height:
-            load = replace(load, watermark_max=high_watermark(rows.lazy(), config.watermark)[0])
-        load = replace(load, rows=rows.height, query=query)
-        if rows.height:
-            frame = with_lineage(rows, config.datasource, load.load_id, now)
-            version = delta.append(target, frame, load.commit_metadata(), options)
-            load = replace(load, bronze_version=version)
-    except Exception as error:
-        failed = replace(load, rows=0, duration_seconds=time.monotonic() - started)
-        audit.append_logs(logs, [failed.audit_row("failed", error)], options)
-        raise
-    load = replace(load, duration_seconds=time.monotonic() - started)
-    load = replace(load, table_rows=delta.row_count(target, options))
-    audit.append_logs(logs, [load.audit_row("success")], options)
+        if incremental and rows.height:
+            attempt.update(watermark_max=high_watermark(rows.lazy(), config.watermark)[0])
+        attempt.update(query=query)
+        record = attempt.record
+        load = attempt.commit(
+            with_lineage(rows, config.datasource, record.load_id, record.loaded_at)
+        )
     log.info(
         "%s %s: %d row(s) appended (%s, watermark %s → %s) in %.2fs",
         config.datasource,
@@ -231,7 +146,7 @@ def build_emr_bronze_asset(
         config = configs[context.partition_key]
         source = emr_sources.open(metadata.databases[config.database], config.datasource)
         try:
-            load = load_emr_table(config, source, lake, context.run.run_id, context.log)
+            load = load_emr_table(config, source, lake.addresses, context.run.run_id, context.log)
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
         return MaterializeResult(metadata=load.asset_metadata())

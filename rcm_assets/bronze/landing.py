@@ -12,7 +12,6 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import polars as pl
 from dagster import (
@@ -31,10 +30,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from rcm_assets.bronze.emr import audit_uri, new_load_id
 from rcm_assets.bronze.landing_csv import FileRejected, parse_landing_csv
+from rcm_assets.bronze.load_record import LoadAttempt
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import audit, delta
+from rcm_assets.lake.addresses import AuditTable, LakeAddresses
 from rcm_assets.metadata import LandingTable, Metadata
 from rcm_assets.resources import LakeResource
 from rcm_assets.resources.landing import LandingFile, LandingStoreResource, safe_relative
@@ -73,10 +73,6 @@ class FileOutcome:
     moved_to: str = ""
 
 
-def rejected_rows_uri(lake: LakeResource) -> str:
-    return lake.table_uri("audit", "rejected_rows")
-
-
 def _already_ingested(logs: pl.DataFrame, table: str, digest: str) -> bool:
     return (
         logs.filter(
@@ -89,10 +85,10 @@ def _already_ingested(logs: pl.DataFrame, table: str, digest: str) -> bool:
 
 
 def _record_rejected_rows(
-    lake: LakeResource, rows: pl.DataFrame, table: str, datasource: str | None, digest: str
+    lake: LakeAddresses, rows: pl.DataFrame, table: str, datasource: str | None, digest: str
 ) -> None:
     """Append rejected records once per file content, so a retried file adds no duplicates."""
-    uri = rejected_rows_uri(lake)
+    uri = lake.audit(AuditTable.REJECTED_ROWS)
     if delta.exists(uri, lake.storage_options):
         done = delta.scan(uri, lake.storage_options).filter(pl.col("content_hash") == digest)
         if done.select(pl.len()).collect().item():
@@ -107,104 +103,74 @@ def ingest_landing_file(
     datasource: str | None,
     file: LandingFile,
     store: LandingStoreResource,
-    lake: LakeResource,
+    lake: LakeAddresses,
     run_id: str | None = None,
     log: logging.Logger | None = None,
 ) -> FileOutcome:
     log = log or logging.getLogger(__name__)
-    started, now = time.monotonic(), datetime.now(UTC)
-    load_id, options = new_load_id(now), lake.storage_options
-    bronze, logs_uri = lake.table_uri("bronze", table.table), audit_uri(lake)
-    source = datasource or "landing"
     data = store.read_bytes(file.path)
     digest = hashlib.sha256(data).hexdigest()
-    audit.recover_missing(logs_uri, bronze, source, table.table, options, log)
-
-    def record(status: str, rows: int = 0, version: int | None = None, error: str = "") -> None:
-        entry = audit.LoadLog(
-            data_source=source,
-            tablename=table.table,
-            numberofrowscopied=rows,
-            watermarkcolumnname=None,
-            loaddate=now,
-            load_id=load_id,
-            load_type="File",
-            watermark_from=None,
-            watermark_max=None,
-            status=status,
-            run_id=run_id,
-            bronze_version=version,
-            duration_seconds=time.monotonic() - started,
-            error=error or None,
-            source_file=file.path,
-            content_hash=digest,
-        )
-        audit.append_logs(logs_uri, [entry], options)
+    attempt = LoadAttempt.start(
+        lake,
+        log,
+        datasource=datasource or "landing",
+        table=table.table,
+        load_type="File",
+        bronze_uri=lake.bronze(table.table),
+        run_id=run_id,
+        source_file=file.path,
+        content_hash=digest,
+    )
+    load_id, now = attempt.record.load_id, attempt.record.loaded_at
 
     def move(folder: str) -> str:
         destination = f"{folder}/{table.folder}/{load_id}/{file.name}"
         store.move(file.path, destination)
         return destination
 
-    if _already_ingested(audit.read_logs(logs_uri, options), table.table, digest):
-        record("duplicate", error="this content was already ingested")
+    logs = audit.read_logs(attempt.audit_uri, lake.storage_options)
+    if _already_ingested(logs, table.table, digest):
+        attempt.log_status("duplicate", "this content was already ingested")
         destination = move("processed")
         log.info("%s: content already ingested; moved to %s", file.path, destination)
         return FileOutcome(file.path, "duplicate", load_id, moved_to=destination)
-    try:
-        parsed = parse_landing_csv(data, table)
-    except FileRejected as rejection:
-        destination = move("rejected")
-        store.write_text(
-            f"{destination}.error.txt",
-            f"file: {file.path}\nsha256: {digest}\nload_id: {load_id}\nrejected_at: "
-            f"{now.isoformat()}\nreason: {rejection}\n",
-        )
-        record("rejected", error=str(rejection))
-        log.error("%s rejected: %s; moved to %s", file.path, rejection, destination)
-        return FileOutcome(
-            file.path, "rejected", load_id, reason=str(rejection), moved_to=destination
-        )
-    if parsed.rejected.height:
-        _record_rejected_rows(
-            lake,
-            parsed.rejected.with_columns(
-                table=pl.lit(table.table),
-                datasource=pl.lit(datasource),
-                source_file=pl.lit(file.path),
-                load_id=pl.lit(load_id),
-                content_hash=pl.lit(digest),
-                rejected_at=pl.lit(now),
-            ),
-            table.table,
-            datasource,
-            digest,
-        )
-    version = None
-    if parsed.rows.height:
+    with attempt.failure_recorded():
+        try:
+            parsed = parse_landing_csv(data, table)
+        except FileRejected as rejection:
+            destination = move("rejected")
+            store.write_text(
+                f"{destination}.error.txt",
+                f"file: {file.path}\nsha256: {digest}\nload_id: {load_id}\nrejected_at: "
+                f"{now.isoformat()}\nreason: {rejection}\n",
+            )
+            attempt.log_status("rejected", str(rejection))
+            log.error("%s rejected: %s; moved to %s", file.path, rejection, destination)
+            return FileOutcome(
+                file.path, "rejected", load_id, reason=str(rejection), moved_to=destination
+            )
+        if parsed.rejected.height:
+            _record_rejected_rows(
+                lake,
+                parsed.rejected.with_columns(
+                    table=pl.lit(table.table),
+                    datasource=pl.lit(datasource),
+                    source_file=pl.lit(file.path),
+                    load_id=pl.lit(load_id),
+                    content_hash=pl.lit(digest),
+                    rejected_at=pl.lit(now),
+                ),
+                table.table,
+                datasource,
+                digest,
+            )
         lineage = {"load_id": load_id, "ingested_at": now, "source_file": file.path}
         if datasource:
             lineage = {"datasource": datasource, **lineage}
         rows = parsed.rows.with_columns(
             [pl.lit(value).alias(name) for name, value in lineage.items()]
         ).with_columns(pl.col("ingested_at").cast(pl.Datetime("us", "UTC")))
-        version = delta.append(
-            bronze,
-            rows,
-            {
-                "operation": "load",
-                "load_id": load_id,
-                "run_id": run_id or "",
-                "datasource": source,
-                "table": table.table,
-                "load_type": "File",
-                "rows": rows.height,
-                "source_file": file.path,
-                "content_hash": digest,
-            },
-            options,
-        )
-    record("success", parsed.rows.height, version)
+        attempt.commit(rows)
     destination = move("processed")
     log.info(
         "%s: %d row(s) loaded, %d rejected; moved to %s",
@@ -348,14 +314,14 @@ def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> Asset
             raise Failure(description=str(error), allow_retries=False) from None
         outcomes = [
             ingest_landing_file(
-                table, datasource, f, landing, lake, context.run.run_id, context.log
+                table, datasource, f, landing, lake.addresses, context.run.run_id, context.log
             )
             if isinstance(f, LandingFile)
             else FileOutcome(f, "missing", "", reason="no longer in landing (already ingested?)")
             for f in files
         ]
         rows = delta.row_count(
-            lake.table_uri("bronze", table.table),
+            lake.addresses.bronze(table.table),
             lake.storage_options,
             pl.col("datasource") == datasource if datasource else None,
         )

@@ -16,9 +16,6 @@ import hashlib
 import json
 import logging
 import re
-import time
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
 import polars as pl
 from dagster import (
@@ -34,7 +31,7 @@ from dagster import (
     asset,
 )
 
-from rcm_assets.bronze.emr import audit_uri, bronze_uri, new_load_id
+from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord
 from rcm_assets.bronze.reference_frames import (
     cms_order_records,
     icd_codes_from_cms,
@@ -45,7 +42,8 @@ from rcm_assets.bronze.reference_frames import (
     with_extract_lineage,
 )
 from rcm_assets.errors import MetadataError, RcmError
-from rcm_assets.lake import audit, delta
+from rcm_assets.lake import delta
+from rcm_assets.lake.addresses import LakeAddresses
 from rcm_assets.metadata import REFERENCE_BRONZE_TABLES, ApiSource, ApiSourceName, Metadata
 from rcm_assets.resources import LakeResource
 from rcm_assets.resources.landing import LandingFile, LandingStoreResource
@@ -61,110 +59,28 @@ class ReferenceFileError(RcmError):
     """A reference code file in landing does not follow its layout."""
 
 
-@dataclass(frozen=True)
-class ReferenceLoad:
-    """What one reference extract did; becomes commit metadata, the audit row, asset metadata."""
-
-    source: ApiSourceName
-    table: str
-    load_type: str  # Api | File
-    load_id: str
-    run_id: str | None
-    loaded_at: datetime
-    bronze_uri: str
-    rows: int = 0
-    bronze_version: int | None = None
-    duration_seconds: float = 0.0
-    table_rows: int = 0
-    source_file: str | None = None
-    content_hash: str | None = None
-    details: dict[str, object] = field(default_factory=dict)
-
-    def commit_metadata(self) -> dict[str, object]:
-        return {
-            "operation": "load",
-            "load_id": self.load_id,
-            "run_id": self.run_id or "",
-            "datasource": self.source.value,
-            "table": self.table,
-            "load_type": self.load_type,
-            "rows": self.rows,
-            "extract_date": self.loaded_at.date().isoformat(),
-            "source_file": self.source_file or "",
-            "content_hash": self.content_hash or "",
-        }
-
-    def audit_row(self, status: str, error: Exception | str | None = None) -> audit.LoadLog:
-        return audit.LoadLog(
-            data_source=self.source.value,
-            tablename=self.table,
-            numberofrowscopied=self.rows,
-            watermarkcolumnname=None,
-            loaddate=self.loaded_at,
-            load_id=self.load_id,
-            load_type=self.load_type,
-            watermark_from=None,
-            watermark_max=None,
-            status=status,
-            run_id=self.run_id,
-            bronze_version=self.bronze_version,
-            duration_seconds=self.duration_seconds,
-            error=str(error) if error else None,
-            source_file=self.source_file,
-            content_hash=self.content_hash,
-        )
-
-    def asset_metadata(self) -> dict[str, object]:
-        return {
-            "dagster/row_count": self.table_rows,
-            "rows_loaded": self.rows,
-            "load_type": self.load_type,
-            "load_id": self.load_id,
-            "extract_date": self.loaded_at.date().isoformat(),
-            **self.details,
-            "bronze_table": MetadataValue.path(self.bronze_uri),
-            "bronze_version": self.bronze_version if self.bronze_version is not None else -1,
-            "duration_seconds": round(self.duration_seconds, 3),
-        }
-
-
-def reference_uri(lake: LakeResource, table: str) -> str:
-    return lake.table_uri("bronze", table)
-
-
 def _start(
-    source: ApiSourceName, table: str, lake: LakeResource, run_id: str | None, log: logging.Logger
-) -> ReferenceLoad:
-    now = datetime.now(UTC)
-    target = reference_uri(lake, table)
-    audit.recover_missing(audit_uri(lake), target, source.value, table, lake.storage_options, log)
-    return ReferenceLoad(source, table, "Api", new_load_id(now), run_id, now, target)
-
-
-def _commit(
-    load: ReferenceLoad, frame: pl.DataFrame, lake: LakeResource, started: float
-) -> ReferenceLoad:
-    """Append the whole extract in one commit, then record the audit row."""
-    options = lake.storage_options
-    load = replace(load, rows=frame.height)
-    if frame.height:
-        version = delta.append(load.bronze_uri, frame, load.commit_metadata(), options)
-        load = replace(load, bronze_version=version)
-    load = replace(load, duration_seconds=time.monotonic() - started)
-    load = replace(load, table_rows=delta.row_count(load.bronze_uri, options))
-    audit.append_logs(audit_uri(lake), [load.audit_row("success")], options)
-    return load
-
-
-def _record_failure(
-    load: ReferenceLoad, lake: LakeResource, started: float, error: Exception
-) -> None:
-    failed = replace(load, rows=0, duration_seconds=time.monotonic() - started)
-    audit.append_logs(audit_uri(lake), [failed.audit_row("failed", error)], lake.storage_options)
+    source: ApiSourceName,
+    table: str,
+    lake: LakeAddresses,
+    run_id: str | None,
+    log: logging.Logger,
+    **fields: object,
+) -> LoadAttempt:
+    return LoadAttempt.start(
+        lake,
+        log,
+        datasource=source.value,
+        table=table,
+        load_type="Api",
+        bronze_uri=lake.bronze(table),
+        run_id=run_id,
+        **fields,
+    )
 
 
 def emr_npis(
-    metadata: Metadata, source: ApiSource, lake: LakeResource, log: logging.Logger
+    metadata: Metadata, source: ApiSource, lake: LakeAddresses, log: logging.Logger
 ) -> pl.LazyFrame:
     """Distinct NPIs (with their datasources and validity) of every active providers table."""
     table, column = source.npi_table, source.npi_column
@@ -172,7 +88,7 @@ def emr_npis(
         return requested_npis(pl.LazyFrame(schema={"datasource": pl.String, "npi": pl.String}))
     scans = []
     for datasource, config in sorted(metadata.bronze_tables().get(table, {}).items()):
-        uri = bronze_uri(lake, config)
+        uri = lake.emr_bronze(config)
         if not delta.exists(uri, lake.storage_options):
             log.warning(
                 "NPPES: bronze/%s of %s is not loaded yet; its NPIs are skipped", table, datasource
@@ -194,17 +110,16 @@ def emr_npis(
 
 def extract_npi(
     metadata: Metadata,
-    lake: LakeResource,
+    lake: LakeAddresses,
     nppes: NppesResource,
     run_id: str | None = None,
     log: logging.Logger | None = None,
-) -> ReferenceLoad:
+) -> LoadRecord:
     """Look up every EMR NPI (and run every nppes_queries.csv search); append one extract."""
     log = log or logging.getLogger(__name__)
-    started = time.monotonic()
     source = metadata.api_source(ApiSourceName.NPPES)
-    load = _start(ApiSourceName.NPPES, NPI_TABLE, lake, run_id, log)
-    try:
+    attempt = _start(ApiSourceName.NPPES, NPI_TABLE, lake, run_id, log)
+    with attempt.failure_recorded():
         requested = emr_npis(metadata, source, lake, log).collect()
         valid = requested.filter(pl.col("npi_check_digit_valid"))
         log.info(
@@ -227,13 +142,14 @@ def extract_npi(
             schema={"raw": pl.String, "search": pl.String},
         )
         frame = with_extract_lineage(
-            npi_extract(parse_nppes(raw), requested.lazy()), load.load_id, load.loaded_at
+            npi_extract(parse_nppes(raw), requested.lazy()),
+            attempt.record.load_id,
+            attempt.record.loaded_at,
         ).collect()
         emr = frame.filter(pl.col("emr_datasources").is_not_null())
         statuses = dict(emr.group_by("lookup_status").len().iter_rows())
         invalid = frame.filter(~pl.col("npi_check_digit_valid")).get_column("npi").to_list()
-        load = replace(
-            load,
+        attempt.update(
             details={
                 "npis_requested": requested.height,
                 "npis_found": int(statuses.get("found", 0)),
@@ -249,10 +165,7 @@ def extract_npi(
                 **settings.describe(),
             },
         )
-        load = _commit(load, frame, lake, started)
-    except Exception as error:
-        _record_failure(load, lake, started, error)
-        raise
+        load = attempt.commit(frame)
     log.info(
         "NPPES: %d row(s) appended to bronze/%s (%s) in %.2fs",
         load.rows,
@@ -284,93 +197,99 @@ def _move(
 def extract_icd_order_file(
     files: list[LandingFile],
     source: ApiSource,
-    lake: LakeResource,
+    lake: LakeAddresses,
     landing: LandingStoreResource,
     run_id: str | None = None,
     log: logging.Logger | None = None,
-) -> ReferenceLoad:
+) -> LoadRecord:
     """Load the newest CMS order file of `files` (oldest first); the older ones are superseded."""
     log = log or logging.getLogger(__name__)
-    started = time.monotonic()
     folder = source.landing_folder or ""
     newest, older = files[-1], files[:-1]
     data = landing.read_bytes(newest.path)
-    load = replace(
-        _start(ApiSourceName.WHO_ICD, ICD_TABLE, lake, run_id, log),
-        load_type="File",
+    attempt = _start(
+        ApiSourceName.WHO_ICD,
+        ICD_TABLE,
+        lake,
+        run_id,
+        log,
         source_file=newest.path,
         content_hash=hashlib.sha256(data).hexdigest(),
     )
+    attempt.update(load_type="File")
     try:
-        # The CMS files are plain ASCII; latin-1 reads any byte, so a stray one cannot stop us.
-        text = data.decode("utf-8") if data.isascii() else data.decode("latin-1")
-        records = cms_order_records(pl.LazyFrame({"line": text.splitlines()})).collect()
-        bad = records.filter(~pl.col("layout_ok"))
-        if bad.height or not records.height:
-            first = bad.row(0, named=True) if bad.height else None
-            raise ReferenceFileError(
-                f"{newest.path}: not a CMS ICD-10-CM order file: "
-                + (
-                    f"{bad.height} line(s) break the fixed-width layout, first line "
-                    f"{first['line_number']}: {first['line'][:90]!r}"
-                    if first
-                    else "no records"
-                )
-            )
-        frame = with_extract_lineage(
-            icd_codes_from_cms(records.lazy(), release_from_file_name(newest.name), newest.path),
-            load.load_id,
-            load.loaded_at,
-        ).collect()
-        if not frame.height:
-            raise ReferenceFileError(f"{newest.path}: the order file has no billable code")
-        load = replace(
-            load,
-            details={
-                "source": MetadataValue.text(f"CMS ICD-10-CM order file {newest.path}"),
-                "header_rows_skipped": records.height - frame.height,
-                "superseded_files": ", ".join(f.path for f in older) or "(none)",
-            },
-        )
-        load = _commit(load, frame, lake, started)
+        with attempt.failure_recorded():
+            load = _load_order_file(attempt, newest, older, data)
     except ReferenceFileError as error:
-        destination = _move(landing, newest, "rejected", folder, load.load_id)
+        destination = _move(landing, newest, "rejected", folder, attempt.record.load_id)
         landing.write_text(f"{destination}.error.txt", f"file: {newest.path}\nreason: {error}\n")
-        _record_failure(load, lake, started, error)
         raise ReferenceFileError(f"{error}; moved to {destination}") from None
-    except Exception as error:
-        _record_failure(load, lake, started, error)
-        raise
     _move(landing, newest, "processed", folder, load.load_id)
     for file in older:
         _move(landing, file, "processed", folder, load.load_id)
-        superseded = replace(load, rows=0, source_file=file.path, content_hash=None)
-        audit.append_logs(
-            audit_uri(lake),
-            [superseded.audit_row("superseded", f"{newest.path} is newer")],
-            lake.storage_options,
+        attempt.log_status(
+            "superseded",
+            f"{newest.path} is newer",
+            rows=0,
+            source_file=file.path,
+            content_hash=None,
         )
     log.info("ICD-10-CM order file %s: %d code(s) appended", newest.path, load.rows)
     return load
 
 
+def _load_order_file(
+    attempt: LoadAttempt, newest: LandingFile, older: list[LandingFile], data: bytes
+) -> LoadRecord:
+    """Parse a CMS order file's billable codes and commit them; ReferenceFileError if bad."""
+    # The CMS files are plain ASCII; latin-1 reads any byte, so a stray one cannot stop us.
+    text = data.decode("utf-8") if data.isascii() else data.decode("latin-1")
+    records = cms_order_records(pl.LazyFrame({"line": text.splitlines()})).collect()
+    bad = records.filter(~pl.col("layout_ok"))
+    if bad.height or not records.height:
+        first = bad.row(0, named=True) if bad.height else None
+        raise ReferenceFileError(
+            f"{newest.path}: not a CMS ICD-10-CM order file: "
+            + (
+                f"{bad.height} line(s) break the fixed-width layout, first line "
+                f"{first['line_number']}: {first['line'][:90]!r}"
+                if first
+                else "no records"
+            )
+        )
+    frame = with_extract_lineage(
+        icd_codes_from_cms(records.lazy(), release_from_file_name(newest.name), newest.path),
+        attempt.record.load_id,
+        attempt.record.loaded_at,
+    ).collect()
+    if not frame.height:
+        raise ReferenceFileError(f"{newest.path}: the order file has no billable code")
+    attempt.update(
+        details={
+            "source": MetadataValue.text(f"CMS ICD-10-CM order file {newest.path}"),
+            "header_rows_skipped": records.height - frame.height,
+            "superseded_files": ", ".join(f.path for f in older) or "(none)",
+        },
+    )
+    return attempt.commit(frame)
+
+
 def extract_icd_codes(
     metadata: Metadata,
-    lake: LakeResource,
+    lake: LakeAddresses,
     landing: LandingStoreResource,
     who_icd: WhoIcdResource,
     run_id: str | None = None,
     log: logging.Logger | None = None,
-) -> ReferenceLoad:
+) -> LoadRecord:
     """The CMS order file waiting in landing if there is one, else a walk of the WHO API."""
     log = log or logging.getLogger(__name__)
     source = metadata.api_source(ApiSourceName.WHO_ICD)
     files = landing.list_files(source.landing_folder) if source.landing_folder else []
     if files:
         return extract_icd_order_file(files, source, lake, landing, run_id, log)
-    started = time.monotonic()
-    load = _start(ApiSourceName.WHO_ICD, ICD_TABLE, lake, run_id, log)
-    try:
+    attempt = _start(ApiSourceName.WHO_ICD, ICD_TABLE, lake, run_id, log)
+    with attempt.failure_recorded():
         with who_icd.open(source, log) as client:
             log.info(
                 "WHO ICD: walking release %s from %s", client.release, " ".join(source.root_codes)
@@ -391,9 +310,10 @@ def extract_icd_codes(
             schema={"raw": pl.String, "chapter": pl.String, "block": pl.String},
         )
         codes = parse_who_leaves(raw, settings.release or "").unique("code", keep="first")
-        frame = with_extract_lineage(codes.sort("code"), load.load_id, load.loaded_at).collect()
-        load = replace(
-            load,
+        record = attempt.record
+        frame = with_extract_lineage(codes.sort("code"), record.load_id, record.loaded_at)
+        frame = frame.collect()
+        attempt.update(
             details={
                 "source": MetadataValue.text("WHO ICD-10 API"),
                 "release": settings.release or "",
@@ -405,10 +325,7 @@ def extract_icd_codes(
                 **settings.describe(),
             },
         )
-        load = _commit(load, frame, lake, started)
-    except Exception as error:
-        _record_failure(load, lake, started, error)
-        raise
+        load = attempt.commit(frame)
     log.info("WHO ICD: %d code(s) appended to bronze/%s", load.rows, ICD_TABLE)
     return load
 
@@ -446,7 +363,7 @@ def build_npi_extract_asset(metadata: Metadata) -> AssetsDefinition:
         context: AssetExecutionContext, lake: LakeResource, nppes: NppesResource
     ) -> MaterializeResult:
         try:
-            load = extract_npi(metadata, lake, nppes, context.run.run_id, context.log)
+            load = extract_npi(metadata, lake.addresses, nppes, context.run.run_id, context.log)
         except RcmError as error:
             raise _failure(error) from None
         invalid = int(load.details.get("npis_invalid_check_digit", 0))
@@ -490,7 +407,7 @@ def build_icd_codes_asset(metadata: Metadata) -> AssetsDefinition:
     ) -> MaterializeResult:
         try:
             load = extract_icd_codes(
-                metadata, lake, landing, who_icd, context.run.run_id, context.log
+                metadata, lake.addresses, landing, who_icd, context.run.run_id, context.log
             )
         except RcmError as error:
             raise _failure(error) from None

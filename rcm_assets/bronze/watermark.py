@@ -10,15 +10,13 @@ from datetime import datetime
 
 import polars as pl
 
-WATERMARK_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
+from rcm_assets.parsing import parse_datetime
+
 LINEAGE_COLUMNS = ("datasource", "load_id", "ingested_at")
 
 
 def parse_watermark(column: str) -> pl.Expr:
-    text = pl.col(column).cast(pl.String).str.strip_chars()
-    return pl.coalesce(
-        [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in WATERMARK_FORMATS]
-    )
+    return parse_datetime(pl.col(column).cast(pl.String).str.strip_chars())
 
 
 def unparseable_watermarks(frame: pl.DataFrame, column: str) -> pl.DataFrame:

@@ -26,15 +26,16 @@ from dagster import (
     asset,
 )
 
+from rcm_assets.asset_checks import check_result
 from rcm_assets.gold import kpis
 from rcm_assets.gold.dims import dimension
 from rcm_assets.gold.facts import fact_transactions
 from rcm_assets.gold.masking import mask
 from rcm_assets.lake import delta
+from rcm_assets.lake.addresses import LakeAddresses
 from rcm_assets.metadata import GoldTable, Metadata
+from rcm_assets.quality.measures import MEASURES_SCHEMA, orphan_measures
 from rcm_assets.resources import LakeResource
-from rcm_assets.silver.assets import SILVER_TYPES
-from rcm_assets.silver.quality import MEASURES_SCHEMA, check_result, orphan_measures
 
 KPI_MARTS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
     "kpi_ar_aging": kpis.ar_aging,
@@ -45,19 +46,15 @@ KPI_MARTS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
 FACT = "fact_transactions"
 
 
-def gold_uri(lake: LakeResource, table: str) -> str:
-    return lake.table_uri("gold", table)
+def _silver(lake: LakeAddresses, table: str) -> pl.LazyFrame:
+    return delta.scan(lake.silver(table), lake.storage_options)
 
 
-def _silver(lake: LakeResource, table: str) -> pl.LazyFrame:
-    return delta.scan(lake.table_uri("silver", table), lake.storage_options)
+def _gold(lake: LakeAddresses, table: str) -> pl.LazyFrame:
+    return delta.scan(lake.gold(table), lake.storage_options)
 
 
-def _gold(lake: LakeResource, table: str) -> pl.LazyFrame:
-    return delta.scan(gold_uri(lake, table), lake.storage_options)
-
-
-def build_frame(table: GoldTable, metadata: Metadata, lake: LakeResource) -> pl.DataFrame:
+def build_frame(table: GoldTable, metadata: Metadata, lake: LakeAddresses) -> pl.DataFrame:
     """The table's rows, computed from silver (or from the fact, for KPI marts)."""
     if table.kind == "dimension":
         rows = dimension(_silver(lake, table.source), table)
@@ -84,13 +81,15 @@ def _write(uri: str, frame: pl.DataFrame, run_id: str, options: dict | None) -> 
         storage_options=options or {},
         delta_write_options={
             "schema_mode": "overwrite",
-            "commit_properties": delta._commit({"operation": "rebuild", "run_id": run_id}),
+            "commit_properties": delta.commit_properties(
+                {"operation": "rebuild", "run_id": run_id}
+            ),
         },
     )
 
 
 def orphans(
-    frame: pl.DataFrame, table: GoldTable, metadata: Metadata, lake: LakeResource
+    frame: pl.DataFrame, table: GoldTable, metadata: Metadata, lake: LakeAddresses
 ) -> pl.DataFrame:
     """Per reference and datasource: rows whose key has no dimension row (kept, counted)."""
     measures = []
@@ -144,7 +143,7 @@ def dimension_schema(table: GoldTable, metadata: Metadata) -> TableSchema | None
     silver = {c.column: c for c in metadata.columns_of(table.source)}
     return TableSchema(
         columns=[
-            TableColumn(name, SILVER_TYPES[silver[name].type.value], silver[name].description)
+            TableColumn(name, silver[name].type.sql_type, silver[name].description)
             if name in silver
             else TableColumn(name, "string")
             for name in table.columns
@@ -196,13 +195,13 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
         else [],
     )
     def _gold_asset(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
-        started = time.monotonic()
+        started, tables = time.monotonic(), lake.addresses
 
         def rebuild() -> pl.DataFrame:
-            frame = build_frame(table, metadata, lake).with_columns(
+            frame = build_frame(table, metadata, tables).with_columns(
                 pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
             )
-            _write(gold_uri(lake, table.table), frame, context.run.run_id, lake.storage_options)
+            _write(tables.gold(table.table), frame, context.run.run_id, tables.storage_options)
             return frame
 
         # A concurrent rebuild that committed first may have read newer silver: read it again.
@@ -217,7 +216,7 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
             metadata_out["plot_data"] = plot_table(values)
         if not references:
             return MaterializeResult(metadata=metadata_out)
-        measured = orphans(frame, table, metadata, lake)
+        measured = orphans(frame, table, metadata, tables)
         metadata_out["orphan_rows"] = int(measured.get_column("rows_failed").sum())
         return MaterializeResult(
             metadata=metadata_out,

@@ -12,6 +12,7 @@ from datetime import datetime
 import polars as pl
 
 from rcm_assets.lake import delta
+from rcm_assets.lake.predicates import column_in
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,6 @@ def loads_to_archive(bronze: pl.LazyFrame, cutoff: datetime) -> list[str]:
     )
     older = loads.head(max(loads.height - 1, 0)).filter(pl.col("ingested_at") < cutoff)
     return older.get_column("load_id").to_list()
-
-
-def _in_list(column: str, values: list[str]) -> str:
-    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-    return f"{column} IN ({quoted})"
 
 
 def archive_loads(
@@ -73,5 +69,5 @@ def archive_loads(
             commit,
             storage_options,
         )
-    delta.delete(bronze_uri, _in_list("load_id", load_ids), commit, storage_options)
+    delta.delete(bronze_uri, column_in("load_id", load_ids), commit, storage_options)
     return Archived(bronze_uri, archive_uri, tuple(load_ids), rows)

@@ -65,7 +65,7 @@ def exists(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:
     return DeltaTable.is_deltatable(uri, storage_options=dict(storage_options or {}))
 
 
-def _commit(metadata: Mapping[str, Any]) -> CommitProperties:
+def commit_properties(metadata: Mapping[str, Any]) -> CommitProperties:
     return CommitProperties(
         custom_metadata={f"{COMMIT_PREFIX}{key}": str(value) for key, value in metadata.items()}
     )
@@ -79,7 +79,7 @@ def append(
     partition_by: list[str] | None = None,
 ) -> int:
     """Append in one atomic commit (new columns merge into the schema); return the new version."""
-    options = {"schema_mode": "merge", "commit_properties": _commit(commit_metadata)}
+    options = {"schema_mode": "merge", "commit_properties": commit_properties(commit_metadata)}
     if partition_by and not exists(uri, storage_options):
         options["partition_by"] = partition_by
     frame.write_delta(
@@ -103,7 +103,7 @@ def overwrite_where(
         delta_write_options={
             "predicate": predicate,
             "schema_mode": "merge",
-            "commit_properties": _commit(commit_metadata),
+            "commit_properties": commit_properties(commit_metadata),
         },
     )
     return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
@@ -131,7 +131,7 @@ def delete(
 ) -> int:
     """Delete the rows matching a SQL predicate in one commit; return how many were deleted."""
     table = DeltaTable(uri, storage_options=dict(storage_options or {}))
-    metrics = table.delete(predicate, commit_properties=_commit(commit_metadata))
+    metrics = table.delete(predicate, commit_properties=commit_properties(commit_metadata))
     return int(metrics.get("num_deleted_rows", 0))
 
 

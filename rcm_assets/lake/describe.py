@@ -6,13 +6,12 @@ Only what differs is written, so running it again commits nothing.
 
 from dataclasses import dataclass
 
-from dagster import AssetKey
 from deltalake import DeltaTable
 
-from rcm_assets.lake import catalog
-from rcm_assets.lake.delta import _commit
+from rcm_assets.lake import inventory
+from rcm_assets.lake.addresses import LakeAddresses
+from rcm_assets.lake.delta import commit_properties
 from rcm_assets.metadata import Metadata
-from rcm_assets.resources import LakeResource
 
 TAGS_KEY = "rcm.tags"
 
@@ -40,15 +39,15 @@ def table_description(asset: str, description: str | None, metadata: Metadata) -
 
 
 def describe_tables(
-    lake: LakeResource, metadata: Metadata, descriptions: dict[str, str | None], dry_run: bool
+    lake: LakeAddresses, metadata: Metadata, descriptions: dict[str, str | None], dry_run: bool
 ) -> list[Described]:
     """`descriptions`: asset name → its Dagster description."""
     results = []
-    for name in catalog.table_names(lake, metadata):
+    for name in inventory.table_names(lake, metadata):
         asset = asset_of(name)
         if asset is None or asset not in descriptions:
             continue
-        table = catalog.open_table(lake, name)
+        table = inventory.open_table(lake, name)
         wanted = table_description(asset, descriptions[asset], metadata)
         description_changed = (table.metadata().description or "") != wanted
         columns = {
@@ -66,16 +65,8 @@ def describe_tables(
 def _apply(
     table: DeltaTable, description: str | None, columns: tuple[str, ...], tags: dict[str, str]
 ) -> None:
-    commit = _commit({"operation": "describe"})
+    commit = commit_properties({"operation": "describe"})
     if description is not None:
         table.alter.set_table_description(description, commit_properties=commit)
     for column in columns:
         table.alter.set_column_metadata(column, {TAGS_KEY: tags[column]}, commit_properties=commit)
-
-
-def asset_descriptions(defs_graph: object) -> dict[str, str | None]:
-    return {
-        key.to_user_string(): defs_graph.get(key).description
-        for key in defs_graph.get_all_asset_keys()
-        if isinstance(key, AssetKey)
-    }

@@ -52,17 +52,18 @@ from deltalake import CommitProperties, DeltaTable
 
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import delta
-from rcm_assets.lake.catalog import local_root, table_uri
+from rcm_assets.lake import predicates as P
+from rcm_assets.lake.addresses import AuditTable, LakeAddresses
 from rcm_assets.lake.operations import vacuum_table
 from rcm_assets.metadata import Metadata, load_metadata
-from rcm_assets.resources import LakeResource
 
 PATIENTS = "patients"
 DATASOURCE = "datasource"
-ERASURES = ("audit", "erasures")
 # The whitespace silver strips from a source id before building a key, in both engines' terms.
 _WHITESPACE = " \t\n\r"
-_SQL_WHITESPACE = "concat(' ', chr(9), chr(10), chr(13))"
+_SQL_WHITESPACE = P.function(
+    "concat", P.literal(" "), *(P.function("chr", P.number(n)) for n in (9, 10, 13))
+)
 ERASURE_SCHEMA = pl.Schema(
     {
         "erasure_id": pl.String,
@@ -107,16 +108,10 @@ def subject_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _hashed(expression: str, digest: str) -> str:
-    return f"encode(sha256({expression}), 'hex') = '{digest}'"
+def _hashed(expression: P.Expression, digest: str) -> P.Expression:
+    """`encode(sha256(expression), 'hex') = digest`: the predicate never holds the key itself."""
+    hashed = P.function("encode", P.function("sha256", expression), P.literal("hex"))
+    return P.equals(hashed, P.literal(digest))
 
 
 def known_datasources(metadata: Metadata) -> set[str]:
@@ -153,8 +148,8 @@ def patient_columns(metadata: Metadata) -> dict[str, list[str]]:
     return columns
 
 
-def _schema(lake: LakeResource, name: str) -> list[str] | None:
-    uri = table_uri(lake, name)
+def _schema(lake: LakeAddresses, name: str) -> list[str] | None:
+    uri = lake.named(name)
     if not delta.exists(uri, lake.storage_options):
         return None
     return delta.scan(uri, lake.storage_options).collect_schema().names()
@@ -164,13 +159,13 @@ def _key_target(name: str, columns: list[str], key: str) -> ErasureTarget:
     digest = subject_hash(key)
     return ErasureTarget(
         table=name,
-        predicate=" OR ".join(_hashed(_quote(c), digest) for c in columns),
+        predicate=P.sql(P.any_of(*(_hashed(P.column(c), digest) for c in columns))),
         match=pl.any_horizontal(pl.col(c).eq(key) for c in columns),
         needle=key,
     )
 
 
-def _modelled_targets(lake: LakeResource, metadata: Metadata, key: str) -> list[ErasureTarget]:
+def _modelled_targets(lake: LakeAddresses, metadata: Metadata, key: str) -> list[ErasureTarget]:
     """Silver and gold tables holding the key."""
     by_table = patient_columns(metadata)
     targets = []
@@ -190,30 +185,32 @@ def _bronze_target(
     name: str, columns: list[str], schema: list[str], key: str, source_id: str, datasource: str
 ) -> ErasureTarget:
     digest = subject_hash(key)
-    suffix = _literal(f"-{datasource}")
-    hashed = " OR ".join(
-        _hashed(f"concat(btrim({_quote(c)}, {_SQL_WHITESPACE}), {suffix})", digest) for c in columns
+    suffix = P.literal(f"-{datasource}")
+    hashed = P.any_of(
+        *(
+            _hashed(
+                P.function("concat", P.function("btrim", P.column(c), _SQL_WHITESPACE), suffix),
+                digest,
+            )
+            for c in columns
+        )
     )
     match = pl.any_horizontal(pl.col(c).str.strip_chars(_WHITESPACE).eq(source_id) for c in columns)
     if DATASOURCE in schema:  # a table shared by datasources, e.g. bronze/claims
-        hashed = f"{_quote(DATASOURCE)} = {_literal(datasource)} AND ({hashed})"
+        hashed = P.all_of(P.equals(P.column(DATASOURCE), P.literal(datasource)), hashed.copy())
         match = match & pl.col(DATASOURCE).eq(datasource)
-    return ErasureTarget(name, hashed, match, source_id)
+    return ErasureTarget(name, P.sql(hashed), match, source_id)
 
 
-def _raw_targets(lake: LakeResource, metadata: Metadata, key: str) -> list[ErasureTarget]:
+def _raw_targets(lake: LakeAddresses, metadata: Metadata, key: str) -> list[ErasureTarget]:
     """Bronze tables (and their archive copies) silver built the patient's rows from."""
-    # Imported here: the silver asset module pulls in the whole Dagster asset machinery.
-    from rcm_assets.silver.assets import bronze_slices
-
     source_id, datasource = split_key(metadata, key)
-    root = lake.table_uri().rstrip("/") + "/"
+    root = lake.root.rstrip("/") + "/"
     columns_of: dict[str, set[str]] = {}
     for table, columns in patient_columns(metadata).items():
-        slices = bronze_slices(metadata.silver_tables[table], metadata, lake)
-        for slice_datasource, uri, _ in slices:
-            if slice_datasource == datasource:
-                name = uri.removeprefix(root)
+        for piece in lake.bronze_slices(metadata.silver_tables[table], metadata):
+            if piece.datasource == datasource:
+                name = piece.uri.removeprefix(root)
                 sources = {metadata.source_column(table, c, datasource) for c in columns}
                 columns_of.setdefault(name, set()).update(sources)
     targets = []
@@ -227,20 +224,20 @@ def _raw_targets(lake: LakeResource, metadata: Metadata, key: str) -> list[Erasu
 
 
 def erasure_targets(
-    lake: LakeResource, metadata: Metadata, key: str, include_raw: bool = False
+    lake: LakeAddresses, metadata: Metadata, key: str, include_raw: bool = False
 ) -> list[ErasureTarget]:
     split_key(metadata, key)  # refuses a key that names no known datasource
     targets = _modelled_targets(lake, metadata, key)
     return targets + (_raw_targets(lake, metadata, key) if include_raw else [])
 
 
-def _count(lake: LakeResource, target: ErasureTarget) -> int:
-    scan = delta.scan(table_uri(lake, target.table), lake.storage_options)
+def _count(lake: LakeAddresses, target: ErasureTarget) -> int:
+    scan = delta.scan(lake.named(target.table), lake.storage_options)
     return scan.filter(target.match).select(pl.len()).collect().item()
 
 
 def plan_erasure(
-    lake: LakeResource,
+    lake: LakeAddresses,
     patient_key: str,
     include_raw: bool = False,
     metadata: Metadata | None = None,
@@ -253,8 +250,8 @@ def plan_erasure(
     return {target.table: _count(lake, target) for target in targets}
 
 
-def _delete(lake: LakeResource, target: ErasureTarget, erasure_id: str) -> int:
-    table = DeltaTable(table_uri(lake, target.table), storage_options=lake.storage_options)
+def _delete(lake: LakeAddresses, target: ErasureTarget, erasure_id: str) -> int:
+    table = DeltaTable(lake.named(target.table), storage_options=dict(lake.storage_options or {}))
     metadata = {"operation": "erase", "erasure_id": erasure_id}
     properties = CommitProperties(
         custom_metadata={f"{delta.COMMIT_PREFIX}{k}": v for k, v in metadata.items()}
@@ -266,9 +263,9 @@ def _delete(lake: LakeResource, target: ErasureTarget, erasure_id: str) -> int:
     return int(metrics.get("num_deleted_rows", 0))
 
 
-def log_files_mentioning(lake: LakeResource, target: ErasureTarget) -> int:
+def log_files_mentioning(lake: LakeAddresses, target: ErasureTarget) -> int:
     """Delta log commit files that still name the needle (statistics); 0 when not local."""
-    root = local_root(lake)
+    root = lake.local_root()
     if root is None:
         return 0
     # Statistics are JSON inside JSON, so the value sits between (escaped) quotes.
@@ -277,7 +274,7 @@ def log_files_mentioning(lake: LakeResource, target: ErasureTarget) -> int:
     return sum(1 for path in log.glob("*.json") if pattern.search(path.read_text("utf-8")))
 
 
-def _record(lake: LakeResource, result: ErasureResult, requested_at: datetime) -> None:
+def _record(lake: LakeAddresses, result: ErasureResult, requested_at: datetime) -> None:
     row = {
         "erasure_id": result.erasure_id,
         "subject_sha256": result.subject_sha256,
@@ -290,11 +287,13 @@ def _record(lake: LakeResource, result: ErasureResult, requested_at: datetime) -
         "files_removed": sum(result.files_removed.values()),
     }
     frame = pl.DataFrame([row], schema=ERASURE_SCHEMA)
-    delta.append(lake.table_uri(*ERASURES), frame, {"operation": "erasure"}, lake.storage_options)
+    delta.append(
+        lake.audit(AuditTable.ERASURES), frame, {"operation": "erasure"}, lake.storage_options
+    )
 
 
 def erase_patient(
-    lake: LakeResource,
+    lake: LakeAddresses,
     patient_key: str,
     dry_run: bool = False,
     include_raw: bool = False,

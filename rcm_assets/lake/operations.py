@@ -21,8 +21,8 @@ from deltalake import CommitProperties
 
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import delta
-from rcm_assets.lake.catalog import open_table, table_names
-from rcm_assets.resources import LakeResource
+from rcm_assets.lake.addresses import LakeAddresses
+from rcm_assets.lake.inventory import open_table, table_names
 
 DEFAULT_RETENTION_HOURS = 168
 
@@ -47,7 +47,7 @@ def _properties(operation: str) -> CommitProperties:
 
 
 def vacuum_table(
-    lake: LakeResource,
+    lake: LakeAddresses,
     name: str,
     retention_hours: int = DEFAULT_RETENTION_HOURS,
     dry_run: bool = False,
@@ -78,7 +78,7 @@ def vacuum_table(
 
 
 def vacuum_tables(
-    lake: LakeResource,
+    lake: LakeAddresses,
     retention_hours: int = DEFAULT_RETENTION_HOURS,
     dry_run: bool = False,
     force: bool = False,
@@ -90,7 +90,7 @@ def vacuum_tables(
     return [vacuum_table(lake, name, retention_hours, False, force) for name in names]
 
 
-def optimize_table(lake: LakeResource, name: str) -> OptimizeResult:
+def optimize_table(lake: LakeAddresses, name: str) -> OptimizeResult:
     table = open_table(lake, name)
     try:
         metrics = table.optimize.compact(commit_properties=_properties("optimize"))
@@ -104,5 +104,5 @@ def optimize_table(lake: LakeResource, name: str) -> OptimizeResult:
     )
 
 
-def optimize_tables(lake: LakeResource, names: list[str] | None = None) -> list[OptimizeResult]:
+def optimize_tables(lake: LakeAddresses, names: list[str] | None = None) -> list[OptimizeResult]:
     return [optimize_table(lake, name) for name in names or table_names(lake)]

@@ -8,7 +8,7 @@ were built from data it takes back; `--cascade` repairs them instead. The rules:
 
 bronze → silver
     The silver tables reading a bronze table are those whose bronze slices
-    (`silver.assets.bronze_slices`) point at it, per datasource. The restore takes back the load
+    (`LakeAddresses.bronze_slices`) point at it, per datasource. The restore takes back the load
     ids present now but absent from version N (the loads appended after N; archived loads are in
     neither and do not count). A silver table is stale for a datasource when a commit still in
     effect for that datasource recorded one of them in `rcm.consumed_load_ids`. "In effect"
@@ -49,24 +49,33 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
 
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import audit, delta
-from rcm_assets.lake.catalog import open_table, open_version, read_table, table_uri, timestamp
-from rcm_assets.lake.rebuild import default_instance, gold_below, materialize
+from rcm_assets.lake.addresses import AuditTable, LakeAddresses
+from rcm_assets.lake.inventory import open_table, open_version, read_table, timestamp
+from rcm_assets.lake.predicates import column_equals
 from rcm_assets.lake.scd2 import CONSUMED_LOAD_IDS, DATASOURCE
 from rcm_assets.metadata import Metadata, load_metadata
-from rcm_assets.resources import LakeResource
-
-if TYPE_CHECKING:
-    from dagster import DagsterInstance, Definitions
 
 RESTORE = "restore"
 ANY_DATASOURCE = "*"
+
+
+class GoldGraph(Protocol):
+    """What a restore needs from the asset graph; the Dagster layer provides it (`runs.py`)."""
+
+    def gold_below(self, name: str) -> list[str]:
+        """Gold assets anywhere below the asset `name` (`silver/patients`)."""
+        ...
+
+    def rebuild(self, names: list[str]) -> str:
+        """Materialize these gold assets in one run; return its run id."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -119,10 +128,6 @@ def _properties(metadata: Mapping[str, Any]) -> CommitProperties:
     )
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def consumed(commit: Mapping[str, Any]) -> set[str]:
     return set(filter(None, commit["rcm"].get(CONSUMED_LOAD_IDS, "").split(",")))
 
@@ -160,9 +165,9 @@ def _load_ids(table: DeltaTable, where: pl.Expr | None) -> set[str]:
 
 
 def _silver_rollback(
-    lake: LakeResource, silver: str, datasource: str, removed: set[str]
+    lake: LakeAddresses, silver: str, datasource: str, removed: set[str]
 ) -> SilverRollback | None:
-    uri = table_uri(lake, silver)
+    uri = lake.named(silver)
     if not delta.exists(uri, lake.storage_options):
         return None
     lineage = effective_commits(delta.commits(uri, lake.storage_options), datasource)
@@ -183,54 +188,50 @@ def _silver_rollback(
 
 
 def _stale_silver(
-    lake: LakeResource, metadata: Metadata, name: str, version: int
+    lake: LakeAddresses, metadata: Metadata, name: str, version: int
 ) -> list[SilverRollback]:
-    # Imported here: the silver asset module pulls in the whole Dagster asset machinery.
-    from rcm_assets.silver.assets import bronze_slices
-
-    uri = table_uri(lake, name)
+    uri = lake.named(name)
     now, then = open_table(lake, name), open_version(lake, name, version)
     rollbacks = []
     for silver in metadata.silver_tables.values():
-        for datasource, source, where in bronze_slices(silver, metadata, lake):
-            if source.rstrip("/") != uri.rstrip("/"):
+        for piece in lake.bronze_slices(silver, metadata):
+            if piece.uri.rstrip("/") != uri.rstrip("/"):
                 continue
-            removed = _load_ids(now, where) - _load_ids(then, where)
+            removed = _load_ids(now, piece.where) - _load_ids(then, piece.where)
             if not removed:
                 continue
-            rollback = _silver_rollback(lake, f"silver/{silver.table}", datasource, removed)
+            rollback = _silver_rollback(lake, f"silver/{silver.table}", piece.datasource, removed)
             if rollback is not None:
                 rollbacks.append(rollback)
     return rollbacks
 
 
-def _last_write(lake: LakeResource, name: str) -> datetime | None:
-    uri = table_uri(lake, name)
+def _last_write(lake: LakeAddresses, name: str) -> datetime | None:
+    uri = lake.named(name)
     if not delta.exists(uri, lake.storage_options):
         return None
     return timestamp(open_table(lake, name).history(limit=1)[0]["timestamp"])
 
 
 def _stale_gold(
-    lake: LakeResource, defs: Definitions, upstream: str, cutoff: datetime
+    lake: LakeAddresses, graph: GoldGraph, upstream: str, cutoff: datetime
 ) -> list[str]:
     """Gold below `upstream` last written at or after `cutoff`."""
-    graph = defs.resolve_asset_graph()
     return [
         gold
-        for gold in gold_below(graph, upstream)
+        for gold in graph.gold_below(upstream)
         if (written := _last_write(lake, gold)) is not None and written >= cutoff
     ]
 
 
-def _commit_time(lake: LakeResource, name: str, version: int) -> datetime:
-    commits = delta.commits(table_uri(lake, name), lake.storage_options)
+def _commit_time(lake: LakeAddresses, name: str, version: int) -> datetime:
+    commits = delta.commits(lake.named(name), lake.storage_options)
     return timestamp(next(c["timestamp"] for c in commits if int(c["version"]) == version))
 
 
-def _untracked(lake: LakeResource, name: str, version: int) -> tuple[str, ...]:
+def _untracked(lake: LakeAddresses, name: str, version: int) -> tuple[str, ...]:
     """Load ids consumed only by the silver commits a restore to `version` takes back."""
-    commits = delta.commits(table_uri(lake, name), lake.storage_options)
+    commits = delta.commits(lake.named(name), lake.storage_options)
     datasources = {c["rcm"].get(DATASOURCE) for c in commits} - {None}
     taken_back: set[str] = set()
     for datasource in datasources:
@@ -240,7 +241,7 @@ def _untracked(lake: LakeResource, name: str, version: int) -> tuple[str, ...]:
     return tuple(sorted(taken_back))
 
 
-def check_version(lake: LakeResource, name: str, version: int) -> int:
+def check_version(lake: LakeAddresses, name: str, version: int) -> int:
     """The table's latest version; refuses an unknown table or a version it cannot restore."""
     latest = open_table(lake, name).version()
     if version == latest:
@@ -252,11 +253,11 @@ def check_version(lake: LakeResource, name: str, version: int) -> int:
 
 
 def plan_restore(
-    lake: LakeResource,
+    lake: LakeAddresses,
     name: str,
     version: int,
     metadata: Metadata | None = None,
-    defs: Definitions | None = None,
+    graph: GoldGraph | None = None,
 ) -> RestorePlan:
     """What a restore of `name` to `version` would leave stale downstream (nothing is written)."""
     latest = check_version(lake, name, version)
@@ -264,13 +265,14 @@ def plan_restore(
     if layer not in ("bronze", "silver", "gold"):
         return RestorePlan(name, version, latest)
     metadata = metadata or load_metadata()
-    defs = defs or _definitions(metadata)
+    if graph is None:
+        raise ValueError(f"restoring {name} needs the asset graph to find its downstream")
     if layer == "bronze":
         silver = _stale_silver(lake, metadata, name, version)
         gold = {
             g
             for rollback in silver
-            for g in _stale_gold(lake, defs, rollback.table, rollback.first_taken_back)
+            for g in _stale_gold(lake, graph, rollback.table, rollback.first_taken_back)
         }
         return RestorePlan(name, version, latest, tuple(silver), tuple(sorted(gold)))
     cutoff = _commit_time(lake, name, version + 1)
@@ -278,15 +280,9 @@ def plan_restore(
         name,
         version,
         latest,
-        gold=tuple(_stale_gold(lake, defs, name, cutoff)),
+        gold=tuple(_stale_gold(lake, graph, name, cutoff)),
         untracked_load_ids=_untracked(lake, name, version) if layer == "silver" else (),
     )
-
-
-def _definitions(metadata: Metadata) -> Definitions:
-    from rcm_assets.definitions import build_definitions
-
-    return build_definitions(metadata)
 
 
 def _refuse_lost_loads(plan: RestorePlan) -> None:
@@ -348,11 +344,11 @@ def _audit_row(
 
 
 def _roll_back_datasource(
-    lake: LakeResource, rollback: SilverRollback, restore_id: str, source: str
+    lake: LakeAddresses, rollback: SilverRollback, restore_id: str, source: str
 ) -> tuple[int, int]:
     """Put one datasource's silver rows back as they were; return (new version, rows)."""
-    uri = table_uri(lake, rollback.table)
-    predicate = f"{DATASOURCE} = {_literal(rollback.datasource)}"
+    uri = lake.named(rollback.table)
+    predicate = column_equals(DATASOURCE, rollback.datasource)
     metadata = {
         "operation": RESTORE,
         "restored_version": rollback.to_version,
@@ -375,18 +371,17 @@ def _roll_back_datasource(
 
 
 def restore_table(
-    lake: LakeResource,
+    lake: LakeAddresses,
     name: str,
     version: int,
     cascade: bool = False,
     metadata: Metadata | None = None,
-    instance: DagsterInstance | None = None,
+    graph: GoldGraph | None = None,
 ) -> RestoreResult:
     """Restore `name` to `version` (rules in the module docstring); refuse stale downstream."""
     started = time.monotonic()
     metadata = metadata or load_metadata()
-    defs = _definitions(metadata) if name.startswith(("bronze/", "silver/", "gold/")) else None
-    plan = plan_restore(lake, name, version, metadata, defs)
+    plan = plan_restore(lake, name, version, metadata, graph)
     refuse_unsafe(plan, cascade)
 
     restore_id = f"restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -426,9 +421,9 @@ def restore_table(
                 time.monotonic() - started,
             )
         )
-    audit.append_logs(lake.table_uri("audit", "load_logs"), logs, lake.storage_options)
+    audit.append_logs(lake.audit(AuditTable.LOAD_LOGS), logs, lake.storage_options)
 
     run_id = None
-    if plan.gold and defs is not None:
-        run_id = materialize(defs, list(plan.gold), instance or default_instance())
+    if plan.gold and graph is not None:
+        run_id = graph.rebuild(list(plan.gold))
     return RestoreResult(plan, restore_id, new_version, rows, silver_versions, run_id)

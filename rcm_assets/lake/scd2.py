@@ -29,6 +29,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from rcm_assets.lake import delta
+from rcm_assets.lake import predicates as P
 
 DATASOURCE = "datasource"
 SCD2_COLUMNS = ("is_current", "valid_from", "valid_to", "inserted_at", "modified_at")
@@ -247,7 +248,7 @@ def _create(
         storage_options=storage_options,
         delta_write_options={
             "partition_by": [DATASOURCE],
-            "commit_properties": delta._commit({**metadata, **_counts(stats)}),
+            "commit_properties": delta.commit_properties({**metadata, **_counts(stats)}),
         },
     )
     return replace(stats, version=DeltaTable(uri, storage_options=storage_options).version())
@@ -341,15 +342,6 @@ def _staged_source(
     return source, [*target_schema, *added]
 
 
-def _quote(identifier: str) -> str:
-    # Quoted identifiers keep their case in DataFusion SQL; unquoted ones are lowercased.
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _execute_merge(
     table: DeltaTable,
     source: pl.DataFrame,
@@ -360,31 +352,31 @@ def _execute_merge(
     evolve_schema: bool,
     metadata: Mapping[str, object],
 ) -> None:
-    predicate = (
-        f"t.{_quote(key)} = s.{_quote(_MERGE_KEY)}"
-        f" AND t.{_quote(DATASOURCE)} = {_literal(datasource)}"
-        f" AND t.{_quote('is_current')}"
+    predicate = P.all_of(
+        P.equals(P.column(key, "t"), P.column(_MERGE_KEY, "s")),
+        P.equals(P.column(DATASOURCE, "t"), P.literal(datasource)),
+        P.column("is_current", "t"),
     )
-    loaded_at = f"s.{_quote(_LOADED_AT)}"
+    loaded_at = P.sql(P.column(_LOADED_AT, "s"))
     (
         table.merge(
             source,
-            predicate=predicate,
+            predicate=P.sql(predicate),
             source_alias="s",
             target_alias="t",
             merge_schema=evolve_schema,
-            commit_properties=delta._commit(metadata),
+            commit_properties=delta.commit_properties(metadata),
         )
         .when_matched_update(
             updates={
-                _quote("is_current"): "false",
-                _quote("valid_to"): loaded_at,
-                _quote("modified_at"): loaded_at,
+                P.identifier("is_current"): "false",
+                P.identifier("valid_to"): loaded_at,
+                P.identifier("modified_at"): loaded_at,
             }
         )
         .when_not_matched_insert(
-            updates={_quote(name): f"s.{_quote(name)}" for name in columns},
-            predicate=f"s.{_quote(_MERGE_KEY)} IS NULL",
+            updates={P.identifier(name): P.sql(P.column(name, "s")) for name in columns},
+            predicate=P.sql(P.is_null(P.column(_MERGE_KEY, "s"))),
         )
         .execute()
     )

@@ -1,4 +1,4 @@
-"""The lake's root and storage options; every Delta table path is derived here."""
+"""The lake's root and credentials as a Dagster resource; table URIs come from `addresses`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 
 from pydantic import Field
 
+from rcm_assets.lake.addresses import LakeAddresses
 from rcm_assets.resources.azure_storage import StorageResource
 from rcm_assets.settings import rcm_home
 
@@ -21,5 +22,7 @@ class LakeResource(StorageResource):
         f"(default ${LAKE_ROOT_ENV}, else $RCM_HOME/lake).",
     )
 
-    def table_uri(self, *parts: str) -> str:
-        return "/".join([self.root.rstrip("/"), *parts])
+    @property
+    def addresses(self) -> LakeAddresses:
+        """The Dagster-free view the lake package works with: root, options, table URIs."""
+        return LakeAddresses(self.root, self.storage_options)

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from rcm_assets.metadata import ApiSource
+from rcm_assets.resources.api_replay import NPPES_FIXTURE
 from rcm_assets.resources.http_retry import ApiError, ApiHttp, url_path
 from rcm_assets.resources.reference_api import ApiSettings, ReferenceApiResource
-from rcm_assets.sample_data.api_replay import NPPES_FIXTURE
 
 NPPES_VERSION = "2.1"
 MAX_PAGE_SIZE = 200

@@ -3,7 +3,7 @@
 A reference API's settings come from its row in metadata/api_sources.csv; a resource field that
 is set wins (tests point `base_url` at a local server and shorten the backoff). The mode picks
 the httpx transport and nothing else: `live` sends requests to the network, `replay` answers
-them in process from the fixtures in `replay_dir` (see sample_data/api_replay.py).
+them in process from the fixtures in `replay_dir` (see resources/api_replay.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from rcm_assets.metadata import ApiMode, ApiSource, ApiSourceName
+from rcm_assets.resources.api_replay import ReplayApi
 from rcm_assets.resources.http_retry import ApiError, ApiHttp, RateLimiter, RetryPolicy
-from rcm_assets.sample_data.api_replay import ReplayApi
 from rcm_assets.settings import rcm_home
 
 USER_AGENT = "rcm-lakehouse/0.1 (reference data extract)"

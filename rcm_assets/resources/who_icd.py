@@ -31,10 +31,10 @@ from dagster import EnvVar
 from pydantic import Field
 
 from rcm_assets.metadata import ApiMode, ApiSource
+from rcm_assets.resources.api_replay import WHO_FIXTURE
 from rcm_assets.resources.http_retry import ApiError, ApiHttp, url_path
 from rcm_assets.resources.reference_api import ApiSettings, ReferenceApiResource
 from rcm_assets.resources.secrets import resolve_secret
-from rcm_assets.sample_data.api_replay import WHO_FIXTURE
 
 LABEL = "WHO ICD"
 CLIENT_ID_ENV = "RCM_WHO_CLIENT_ID"

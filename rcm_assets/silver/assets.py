@@ -21,6 +21,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AutomationCondition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -29,32 +30,25 @@ from dagster import (
     asset_check,
 )
 
-from rcm_assets.bronze.emr import bronze_uri
+from rcm_assets.asset_checks import check_result
+from rcm_assets.errors import RcmError
 from rcm_assets.lake import delta
+from rcm_assets.lake.addresses import AuditTable, LakeAddresses
+from rcm_assets.lake.predicates import column_equals
 from rcm_assets.lake.scd2 import consumed_load_ids, scd2_merge
 from rcm_assets.metadata import Metadata, SilverKind, SilverTable
-from rcm_assets.resources import LakeResource
-from rcm_assets.silver.cdm import LINEAGE, silver_batch
-from rcm_assets.silver.contracts import validate_contract
-from rcm_assets.silver.quality import (
+from rcm_assets.quality.contracts import validate_contract
+from rcm_assets.quality.measures import (
     CURRENT_SCHEMA,
     MEASURES_SCHEMA,
-    check_result,
     dq_rows,
     duplicate_measures,
     markdown,
     orphan_measures,
     quarantine_measures,
 )
-
-SILVER_TYPES = {
-    "string": "string",
-    "key": "string",
-    "date": "date",
-    "datetime": "timestamp",
-    "decimal": "decimal(18,2)",
-    "integer": "bigint",
-}
+from rcm_assets.resources import LakeResource
+from rcm_assets.silver.cdm import LINEAGE, silver_batch
 
 
 @dataclass
@@ -65,28 +59,6 @@ class SilverBuild:
     retired: int = 0
     replaced: int = 0
     consumed: dict[str, list[str]] = field(default_factory=dict)
-
-
-def silver_uri(lake: LakeResource, table: str) -> str:
-    return lake.table_uri("silver", table)
-
-
-def dq_uri(lake: LakeResource) -> str:
-    return lake.table_uri("audit", "dq_results")
-
-
-def bronze_slices(
-    table: SilverTable, metadata: Metadata, lake: LakeResource
-) -> list[tuple[str, str, pl.Expr | None]]:
-    """(datasource, bronze table URI, row filter) for every source of a silver table."""
-    emr = metadata.bronze_tables().get(table.source, {})
-    if emr:
-        return [(ds, bronze_uri(lake, config), None) for ds, config in sorted(emr.items())]
-    uri = lake.table_uri("bronze", table.source)
-    datasources = metadata.landing_datasources(table.source)
-    if datasources:
-        return [(ds, uri, pl.col("datasource") == ds) for ds in datasources]
-    return [(table.default_datasource or table.source, uri, None)]
 
 
 def _pending_loads(scan: pl.LazyFrame, consumed: set[str], kind: SilverKind) -> list[str]:
@@ -101,17 +73,17 @@ def _pending_loads(scan: pl.LazyFrame, consumed: set[str], kind: SilverKind) -> 
 def build_silver_table(
     table: SilverTable,
     metadata: Metadata,
-    lake: LakeResource,
+    lake: LakeAddresses,
     run_id: str = "",
     log: logging.Logger | None = None,
 ) -> SilverBuild:
     log = log or logging.getLogger(__name__)
-    target, options, build = silver_uri(lake, table.table), lake.storage_options, SilverBuild()
-    for datasource, source, where in bronze_slices(table, metadata, lake):
-        if not delta.exists(source, options):
+    target, options, build = lake.silver(table.table), lake.storage_options, SilverBuild()
+    for piece in lake.bronze_slices(table, metadata):
+        if not delta.exists(piece.uri, options):
             continue
-        scan = delta.scan(source, options)
-        scan = scan.filter(where) if where is not None else scan
+        datasource, scan = piece.datasource, delta.scan(piece.uri, options)
+        scan = scan.filter(piece.where) if piece.where is not None else scan
         merge = partial(
             _merge_slice, table, metadata, target, datasource, scan, run_id, options, build
         )
@@ -191,23 +163,23 @@ def _replace(
     if not delta.exists(uri, options):
         delta.append(uri, frame, metadata, options, partition_by=["datasource"])
     else:
-        escaped = datasource.replace("'", "''")
-        delta.overwrite_where(uri, frame, f"datasource = '{escaped}'", metadata, options)
+        predicate = column_equals("datasource", datasource)
+        delta.overwrite_where(uri, frame, predicate, metadata, options)
     return frame.height
 
 
-def current_rows(lake: LakeResource, table: str, schema: dict | None = None) -> pl.DataFrame:
+def current_rows(lake: LakeAddresses, table: str, schema: dict | None = None) -> pl.DataFrame:
     """The table's current rows; empty (with `schema`) while the table does not exist."""
-    uri = silver_uri(lake, table)
+    uri = lake.silver(table)
     if not delta.exists(uri, lake.storage_options):
         return pl.DataFrame(schema=schema)
     return delta.scan(uri, lake.storage_options).filter(pl.col("is_current")).collect()
 
 
-def record_measures(lake: LakeResource, measures: pl.DataFrame, table: str, run_id: str) -> None:
+def record_measures(lake: LakeAddresses, measures: pl.DataFrame, table: str, run_id: str) -> None:
     if measures.height:
         delta.append(
-            dq_uri(lake),
+            lake.audit(AuditTable.DQ_RESULTS),
             dq_rows(measures, table, run_id, datetime.now(UTC)),
             {"operation": "dq", "table": table},
             lake.storage_options,
@@ -216,7 +188,7 @@ def record_measures(lake: LakeResource, measures: pl.DataFrame, table: str, run_
 
 def _column_schema(table: SilverTable, metadata: Metadata) -> TableSchema:
     columns = [
-        TableColumn(c.column, SILVER_TYPES[c.type.value], description=c.description)
+        TableColumn(c.column, c.type.sql_type, description=c.description)
         for c in metadata.columns_of(table.table)
     ]
     extra = [(name, "string") for name in LINEAGE] + [
@@ -259,11 +231,14 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
         ],
     )
     def _silver(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
-        started = time.monotonic()
-        build = build_silver_table(table, metadata, lake, context.run.run_id, context.log)
-        current = current_rows(lake, table.table, {table.key: pl.String, **CURRENT_SCHEMA})
+        started, tables = time.monotonic(), lake.addresses
+        try:
+            build = build_silver_table(table, metadata, tables, context.run.run_id, context.log)
+        except RcmError as error:
+            raise Failure(description=str(error), allow_retries=False) from None
+        current = current_rows(tables, table.table, {table.key: pl.String, **CURRENT_SCHEMA})
         measures = pl.concat([quarantine_measures(current), duplicate_measures(current, table.key)])
-        record_measures(lake, measures, table.table, context.run.run_id)
+        record_measures(tables, measures, table.table, context.run.run_id)
         return MaterializeResult(
             metadata={
                 "dagster/row_count": current.height,
@@ -308,18 +283,19 @@ def build_referential_checks(table: SilverTable, metadata: Metadata) -> list:
         + ", ".join(f"{c.column} → {c.references}" for c in references),
     )
     def _referential(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
-        child = current_rows(lake, table.table, CURRENT_SCHEMA)
+        tables = lake.addresses
+        child = current_rows(tables, table.table, CURRENT_SCHEMA)
         measures = pl.DataFrame(schema=MEASURES_SCHEMA)
         for column in references:
             parent_key = metadata.silver_tables[column.references].key
-            parent = current_rows(lake, column.references, {parent_key: pl.String})
+            parent = current_rows(tables, column.references, {parent_key: pl.String})
             measures = pl.concat(
                 [
                     measures,
                     orphan_measures(child, column.column, parent[parent_key], column.references),
                 ]
             )
-        record_measures(lake, measures, table.table, context.run.run_id)
+        record_measures(tables, measures, table.table, context.run.run_id)
         return check_result("orphan_rate", threshold, measures, "referential_integrity")
 
     return [_referential]

@@ -7,11 +7,10 @@ reason `invalid_<column>`, so a bad date is never silently lost.
 import polars as pl
 
 from rcm_assets.errors import MetadataError
-from rcm_assets.metadata import ColumnType, Metadata, QualityRule, RuleCheck, SilverTable
+from rcm_assets.metadata import ColumnType, Metadata, SilverTable
+from rcm_assets.parsing import parse_date, parse_datetime
+from rcm_assets.quality.rules import apply_quality
 
-DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
-DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y")
-DECIMAL = pl.Decimal(18, 2)
 LINEAGE = ("datasource", "load_id")
 QUALITY_COLUMNS = ("is_quarantined", "quarantine_reasons", "quality_flags")
 
@@ -26,15 +25,11 @@ def _typed(raw: pl.Expr, kind: ColumnType, datasource: str) -> pl.Expr:
         case ColumnType.KEY:
             return raw + pl.lit(f"-{datasource}")
         case ColumnType.DATE:
-            return pl.coalesce([raw.str.to_date(f, strict=False) for f in DATE_FORMATS])
+            return parse_date(raw)
         case ColumnType.DATETIME:
-            return pl.coalesce(
-                [raw.str.to_datetime(f, strict=False, time_unit="us") for f in DATETIME_FORMATS]
-            )
-        case ColumnType.DECIMAL:
-            return raw.cast(DECIMAL, strict=False)
-        case ColumnType.INTEGER:
-            return raw.cast(pl.Int64, strict=False)
+            return parse_datetime(raw)
+        case ColumnType.DECIMAL | ColumnType.INTEGER:
+            return raw.cast(kind.polars_type, strict=False)
     return raw
 
 
@@ -71,47 +66,6 @@ def to_cdm(
         pl.concat_list(invalid).list.drop_nulls().alias("_cast_reasons")
         if invalid
         else pl.lit([], dtype=pl.List(pl.String)).alias("_cast_reasons"),
-    )
-
-
-def rule_violated(rule: QualityRule) -> pl.Expr:
-    """True where the row breaks the rule (NULL comparisons do not break it)."""
-    first = pl.col(rule.columns[0])
-    match rule.check:
-        case RuleCheck.NOT_NULL:
-            violated = first.is_null()
-        case RuleCheck.NOT_TEXT_NULL:
-            violated = first.cast(pl.String).str.strip_chars().str.to_lowercase() == "null"
-        case RuleCheck.NOT_BEFORE:
-            violated = first < pl.col(rule.columns[1])
-        case RuleCheck.NOT_GREATER:
-            violated = first > pl.col(rule.columns[1])
-        case RuleCheck.NON_NEGATIVE:
-            violated = first < 0
-    return violated.fill_null(False)
-
-
-def _reasons(rules: list[QualityRule]) -> pl.Expr:
-    if not rules:
-        return pl.lit([], dtype=pl.List(pl.String))
-    return pl.concat_list(
-        [pl.when(rule_violated(r)).then(pl.lit(r.rule)) for r in rules]
-    ).list.drop_nulls()
-
-
-def apply_quality(frame: pl.LazyFrame, rules: list[QualityRule]) -> pl.LazyFrame:
-    """Add is_quarantined, quarantine_reasons (rules + cast failures) and quality_flags."""
-    quarantine = [r for r in rules if r.action == "quarantine"]
-    flags = [r for r in rules if r.action == "flag"]
-    return (
-        frame.with_columns(
-            pl.concat_list(pl.col("_cast_reasons"), _reasons(quarantine)).alias(
-                "quarantine_reasons"
-            ),
-            _reasons(flags).alias("quality_flags"),
-        )
-        .with_columns((pl.col("quarantine_reasons").list.len() > 0).alias("is_quarantined"))
-        .drop("_cast_reasons")
     )
 
 

@@ -1,7 +1,6 @@
 """The silver data dictionary, generated from metadata (docs/data_dictionary.md)."""
 
 from rcm_assets.metadata import Metadata
-from rcm_assets.silver.assets import SILVER_TYPES
 
 COMMON = [
     ("datasource", "string", "The hospital (or reference source) the row comes from"),
@@ -64,7 +63,7 @@ def data_dictionary(metadata: Metadata) -> str:
                 if metadata.source_column(table.table, column.column, ds) != column.source
             ]
             lines.append(
-                f"| `{column.column}` | {SILVER_TYPES[column.type.value]} | {column.description} | "
+                f"| `{column.column}` | {column.type.sql_type} | {column.description} | "
                 f"{'; '.join(sources)} | {column.references or ''} |"
             )
         for name, kind, meaning in COMMON + (SCD2 if table.kind.value == "scd2" else FULL):

@@ -2,29 +2,23 @@
 
 The contract checks the shape silver promises to gold: every column present with its type, the
 key never NULL, the quality columns there. Row-level problems are not contract failures: they
-are quarantined (see cdm.py), so the contract failing means a bug or a metadata mistake.
+are quarantined (see rules.py), so the contract failing means a bug or a metadata mistake.
 """
 
 import pandera.polars as pa
 import polars as pl
-from dagster import Failure
 
-from rcm_assets.metadata import ColumnType, Metadata, SilverTable
-from rcm_assets.silver.cdm import DECIMAL
+from rcm_assets.errors import RcmError
+from rcm_assets.metadata import Metadata, SilverTable
 
-DTYPES = {
-    ColumnType.STRING: pl.String,
-    ColumnType.KEY: pl.String,
-    ColumnType.DATE: pl.Date,
-    ColumnType.DATETIME: pl.Datetime("us"),
-    ColumnType.DECIMAL: DECIMAL,
-    ColumnType.INTEGER: pl.Int64,
-}
+
+class ContractError(RcmError):
+    """A silver batch does not have the shape its table promises (a bug or a metadata mistake)."""
 
 
 def contract(table: SilverTable, metadata: Metadata) -> pa.DataFrameSchema:
     columns = {
-        c.column: pa.Column(DTYPES[c.type], nullable=c.column != table.key)
+        c.column: pa.Column(c.type.polars_type, nullable=c.column != table.key)
         for c in metadata.columns_of(table.table)
     }
     columns |= {
@@ -42,6 +36,4 @@ def validate_contract(batch: pl.DataFrame, table: SilverTable, metadata: Metadat
         return contract(table, metadata).validate(batch, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases.head(10).to_dicts()
-        raise Failure(
-            description=f"silver/{table.table} breaks its contract: {cases}", allow_retries=False
-        ) from None
+        raise ContractError(f"silver/{table.table} breaks its contract: {cases}") from None

@@ -9,7 +9,6 @@ tables the metadata implies (every layer's known paths) are probed instead.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,11 +20,8 @@ from deltalake import DeltaTable
 
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import delta
-from rcm_assets.metadata import REFERENCE_BRONZE_TABLES, Metadata, load_metadata
-from rcm_assets.resources import LakeResource
-
-AUDIT_TABLES = ("load_logs", "rejected_rows", "dq_results", "erasures")
-_NAME_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]*$")
+from rcm_assets.lake.addresses import LakeAddresses, expected_table_names
+from rcm_assets.metadata import Metadata, load_metadata
 
 
 @dataclass(frozen=True)
@@ -70,39 +66,20 @@ def timestamp(millis: int) -> datetime:
     return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
-def local_root(lake: LakeResource) -> Path | None:
-    """The lake's folder when it is on the local file system, else None."""
-    root = lake.root
-    if root.startswith("file://"):
-        return Path(root.removeprefix("file://"))
-    return None if "://" in root else Path(root)
-
-
-def table_uri(lake: LakeResource, name: str) -> str:
-    """The URI of a table name, refusing names that could leave the lake (`..`, absolute)."""
-    parts = name.strip().strip("/").split("/")
-    if not name.strip() or not all(_NAME_PART.match(part) for part in parts) or ".." in parts:
-        raise RcmError(
-            f"{name!r} is not a table name; use a path relative to the lake root such as "
-            "silver/patients (see `rcm lake tables`)"
-        )
-    return lake.table_uri(*parts)
-
-
-def open_table(lake: LakeResource, name: str) -> DeltaTable:
-    uri = table_uri(lake, name)
+def open_table(lake: LakeAddresses, name: str) -> DeltaTable:
+    uri = lake.named(name)
     if not delta.exists(uri, lake.storage_options):
         raise RcmError(f"unknown table {name!r}: no Delta table at {uri} (see `rcm lake tables`)")
     return DeltaTable(uri, storage_options=dict(lake.storage_options or {}))
 
 
-def table_names(lake: LakeResource, metadata: Metadata | None = None) -> list[str]:
+def table_names(lake: LakeAddresses, metadata: Metadata | None = None) -> list[str]:
     """Every Delta table under the lake root, by name, sorted."""
-    root = local_root(lake)
+    root = lake.local_root()
     if root is None:
-        candidates = _expected_names(metadata or load_metadata())
+        candidates = expected_table_names(metadata or load_metadata())
         return sorted(
-            name for name in candidates if delta.exists(table_uri(lake, name), lake.storage_options)
+            name for name in candidates if delta.exists(lake.named(name), lake.storage_options)
         )
     names = []
     for folder, subfolders, _ in os.walk(root):
@@ -115,20 +92,7 @@ def table_names(lake: LakeResource, metadata: Metadata | None = None) -> list[st
     return sorted(names)
 
 
-def _expected_names(metadata: Metadata) -> set[str]:
-    emr = {f"bronze/{c.targetpath}/{c.table}" for c in metadata.load_configs}
-    return (
-        emr
-        | {f"archive/{name}" for name in emr}
-        | {f"bronze/{name}" for name in metadata.landing_tables}
-        | {f"bronze/{name}" for name in REFERENCE_BRONZE_TABLES.values()}
-        | {f"silver/{name}" for name in metadata.silver_tables}
-        | {f"gold/{name}" for name in metadata.gold_tables}
-        | {f"audit/{name}" for name in AUDIT_TABLES}
-    )
-
-
-def table_info(lake: LakeResource, name: str) -> TableInfo:
+def table_info(lake: LakeAddresses, name: str) -> TableInfo:
     table = open_table(lake, name)
     files = pl.DataFrame(table.get_add_actions(flatten=True))
     records = files.get_column("num_records") if "num_records" in files.columns else None
@@ -148,7 +112,7 @@ def table_info(lake: LakeResource, name: str) -> TableInfo:
     )
 
 
-def list_tables(lake: LakeResource, metadata: Metadata | None = None) -> list[TableInfo]:
+def list_tables(lake: LakeAddresses, metadata: Metadata | None = None) -> list[TableInfo]:
     return [table_info(lake, name) for name in table_names(lake, metadata)]
 
 
@@ -173,10 +137,10 @@ def history_entry(commit: Mapping[str, Any]) -> HistoryEntry:
     )
 
 
-def table_history(lake: LakeResource, name: str, limit: int | None = None) -> list[HistoryEntry]:
+def table_history(lake: LakeAddresses, name: str, limit: int | None = None) -> list[HistoryEntry]:
     """Commits of a table, newest first."""
     open_table(lake, name)  # names the table when it does not exist
-    commits = delta.commits(table_uri(lake, name), lake.storage_options)
+    commits = delta.commits(lake.named(name), lake.storage_options)
     return [history_entry(commit) for commit in commits[:limit]]
 
 
@@ -186,7 +150,7 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def open_version(
-    lake: LakeResource, name: str, version: int | None = None, as_of: datetime | None = None
+    lake: LakeAddresses, name: str, version: int | None = None, as_of: datetime | None = None
 ) -> DeltaTable:
     """The table at `version`, or at the newest version committed at or before `as_of`."""
     table = open_table(lake, name)
@@ -213,7 +177,7 @@ def open_version(
 
 
 def read_table(
-    lake: LakeResource, name: str, version: int | None = None, as_of: datetime | None = None
+    lake: LakeAddresses, name: str, version: int | None = None, as_of: datetime | None = None
 ) -> pl.LazyFrame:
     return pl.scan_delta(open_version(lake, name, version, as_of))
 

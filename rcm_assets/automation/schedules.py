@@ -4,7 +4,7 @@ import re
 from collections import defaultdict
 
 from dagster import (
-    AssetsDefinition,
+    AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
     RunRequest,
@@ -19,9 +19,7 @@ from rcm_assets.metadata import Metadata
 EMR_SCHEDULE = "emr_incremental"
 
 
-def build_emr_schedules(
-    metadata: Metadata, emr_assets: list[AssetsDefinition]
-) -> list[ScheduleDefinition]:
+def build_emr_schedules(metadata: Metadata) -> list[ScheduleDefinition]:
     """Every EMR bronze partition on the cron of the `emr_incremental` row.
 
     A schedule's target must share one partitions definition, and a table inactive for some
@@ -31,9 +29,10 @@ def build_emr_schedules(
     if EMR_SCHEDULE not in metadata.schedules:
         raise MetadataError(f"{metadata.folder / 'schedules.csv'}: add a row named {EMR_SCHEDULE}")
     spec = metadata.schedules[EMR_SCHEDULE]
-    groups: dict[tuple[str, ...], list[AssetsDefinition]] = defaultdict(list)
-    for assets_def in emr_assets:
-        groups[tuple(assets_def.partitions_def.get_partition_keys())].append(assets_def)
+    groups: dict[tuple[str, ...], list[AssetKey]] = defaultdict(list)
+    for table, configs in metadata.bronze_tables().items():
+        # the partitions of bronze/<table> (bronze/emr.py): its datasources, sorted
+        groups[tuple(sorted(configs))].append(AssetKey(["bronze", table]))
     ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
     names = [f"{EMR_SCHEDULE}_schedule"] + [
         f"{EMR_SCHEDULE}_schedule__" + re.sub(r"\W", "_", "_".join(partitions))
@@ -58,19 +57,18 @@ def _schedule(
     timezone: str,
     description: str,
     partitions: tuple[str, ...],
-    assets: list[AssetsDefinition],
+    keys: list[AssetKey],
 ) -> ScheduleDefinition:
     @schedule(
         name=name,
         cron_schedule=cron,
         execution_timezone=timezone,
-        target=AssetSelection.assets(*[a.key for a in assets]),
+        target=AssetSelection.assets(*keys),
         default_status=DefaultScheduleStatus.RUNNING,
-        description=f"{description} ({', '.join(a.key.to_user_string() for a in assets)})",
+        description=f"{description} ({', '.join(k.to_user_string() for k in keys)})",
     )
     def emr_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]:
         tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
-        keys = [a.key for a in assets]
         return [
             RunRequest(run_key=f"{tick}/{p}", partition_key=p, asset_selection=keys)
             for p in partitions

@@ -1,4 +1,4 @@
-"""Data-quality measures of silver tables, as tidy frames (a row per datasource, check and rule).
+"""Data-quality measures, as tidy frames (a row per datasource, check and rule).
 
 The same rows feed the asset checks' metadata and `audit/dq_results`, so a trend chart and the
 UI always agree.
@@ -7,7 +7,6 @@ UI always agree.
 from datetime import datetime
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from rcm_assets.metadata import QualityThreshold
 
@@ -123,21 +122,12 @@ def markdown(measures: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def check_result(
-    check: str, threshold: QualityThreshold | None, measures: pl.DataFrame, name: str = ""
-) -> AssetCheckResult:
-    """Pass while every datasource's rate is within the threshold (none: always pass)."""
-    limit = threshold.max_rate if threshold else 1.0
-    worst = worst_rate(measures, check)
-    return AssetCheckResult(
-        check_name=name or check,
-        passed=worst <= limit,
-        severity=AssetCheckSeverity.ERROR
-        if threshold and threshold.blocking
-        else AssetCheckSeverity.WARN,
-        metadata={
-            "max_rate": limit,
-            "worst_rate": worst,
-            "measures": MetadataValue.md(markdown(measures.filter(pl.col("check") == check))),
-        },
-    )
+def within_threshold(
+    threshold: QualityThreshold | None, measures: pl.DataFrame, check: str
+) -> bool:
+    """Every datasource's rate of `check` at most the threshold's (no threshold: always)."""
+    return worst_rate(measures, check) <= max_rate(threshold)
+
+
+def max_rate(threshold: QualityThreshold | None) -> float:
+    return threshold.max_rate if threshold else 1.0

@@ -14,12 +14,12 @@ from azure.storage.filedatalake import (
     AccessControlChanges,
 )
 
-from rcm_assets import cli
+from rcm_assets import cli, storage_access
 from rcm_assets.errors import MetadataError, RcmError
 from rcm_assets.metadata import load_metadata
-from rcm_assets.resources import storage_acl
 from rcm_assets.resources.azure_storage import CREDENTIAL_ENV
-from rcm_assets.resources.storage_acl import (
+from rcm_assets.settings import REPO_ROOT
+from rcm_assets.storage_access import (
     AdlsLocation,
     adls_locations,
     apply_acls,
@@ -27,7 +27,6 @@ from rcm_assets.resources.storage_acl import (
     plan_acls,
     principals_from_env,
 )
-from rcm_assets.settings import REPO_ROOT
 from rcm_assets_tests.conftest import Project
 
 ENG = "11111111-1111-1111-1111-111111111111"
@@ -201,7 +200,7 @@ def test_grant_access_sets_exactly_the_planned_acls(
         accounts.append(uri)
         return service
 
-    monkeypatch.setattr(storage_acl, "datalake_service_for", service_for)
+    monkeypatch.setattr(storage_access, "datalake_service_for", service_for)
 
     assert grant("--yes") == 0
 
@@ -217,7 +216,7 @@ def test_dry_run_prints_the_plan_and_calls_nothing(
     def no_service(uri: str) -> None:
         raise AssertionError("dry run built a client")
 
-    monkeypatch.setattr(storage_acl, "datalake_service_for", no_service)
+    monkeypatch.setattr(storage_access, "datalake_service_for", no_service)
 
     assert grant("--dry-run") == 0
 
@@ -237,7 +236,7 @@ def test_without_yes_and_without_a_terminal_it_refuses(
     azure_env: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service = FakeService()
-    monkeypatch.setattr(storage_acl, "datalake_service_for", lambda uri: service)
+    monkeypatch.setattr(storage_access, "datalake_service_for", lambda uri: service)
 
     assert grant() == 2
 
@@ -511,12 +510,12 @@ def test_the_client_uses_the_account_key_when_set_else_entra_id(
 
     for name in CREDENTIAL_ENV.values():
         monkeypatch.delenv(name, raising=False)
-    service = storage_acl.datalake_service_for(LAKE_ROOT + "rcm/lake")
+    service = storage_access.datalake_service_for(LAKE_ROOT + "rcm/lake")
     assert service.url == "https://acct.dfs.core.windows.net/"
     assert isinstance(service.credential, DefaultAzureCredential)
 
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "a2V5")
-    assert storage_acl.datalake_service_for(LAKE_ROOT).credential.account_name == "acct"
+    assert storage_access.datalake_service_for(LAKE_ROOT).credential.account_name == "acct"
 
     with pytest.raises(RcmError, match="ACLs exist only on ADLS Gen2"):
-        storage_acl.datalake_service_for("/var/rcm/lake")
+        storage_access.datalake_service_for("/var/rcm/lake")

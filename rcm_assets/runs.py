@@ -1,21 +1,49 @@
-"""Materializing the whole asset graph through Dagster, as `rcm run` does.
+"""Dagster runs for the command line: `rcm run`, and gold rebuilt after `rcm lake restore`.
 
-One run per partition key (every partitioned asset that has that key, in dependency order inside
-the run), then one run for the unpartitioned assets. A failing partition fails only its own run;
-the others still land. Runs are recorded in the Dagster instance, so the UI shows them.
+`rcm run` materializes the whole graph: one run per partition key (every partitioned asset that
+has that key, in dependency order inside the run), then one run for the unpartitioned assets. A
+failing partition fails only its own run; the others still land. Runs are recorded in the
+instance in `$DAGSTER_HOME`, so the UI shows them next to the scheduled ones.
 """
 
+from __future__ import annotations
+
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dagster import (
     AssetKey,
+    AssetSelection,
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
     PartitionsDefinition,
 )
+
+from rcm_assets.errors import RcmError
+from rcm_assets.settings import dagster_home
+
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def default_instance() -> DagsterInstance:
+    """The instance in `$DAGSTER_HOME` (created on first use), the one the UI shows."""
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return DagsterInstance.get()
+
+
+def load_definitions() -> Definitions:
+    """The project's definitions as `dg` loads them (metadata from `$RCM_METADATA_DIR`)."""
+    from rcm_assets.definitions import defs
+
+    return defs()
 
 
 @dataclass(frozen=True)
@@ -151,3 +179,55 @@ def format_outcomes(outcomes: list[Outcome]) -> str:
         if o.message:
             lines.append(f"    {o.message}")
     return "\n".join(lines)
+
+
+def asset_name(key: AssetKey) -> str:
+    return "/".join(key.path)
+
+
+@dataclass
+class DagsterGoldGraph:
+    """The asset graph as `lake.restore` needs it: what gold is below a table, and its rebuild.
+
+    Gold is always rebuilt whole from silver, so materializing it again is the honest repair; the
+    run is recorded in the instance like any other.
+    """
+
+    defs: Definitions
+    instance: DagsterInstance | None = None
+
+    def gold_below(self, name: str) -> list[str]:
+        graph = self.defs.resolve_asset_graph()
+        start = AssetKey(name.split("/"))
+        if not graph.has(start):
+            return []
+        below = AssetSelection.assets(start).downstream(include_self=False).resolve(graph)
+        return sorted(asset_name(key) for key in below if key.path[0] == "gold")
+
+    def rebuild(self, names: list[str]) -> str:
+        job = self.defs.resolve_implicit_global_asset_job_def()
+        result = job.execute_in_process(
+            instance=self.instance or default_instance(),
+            asset_selection=[AssetKey(name.split("/")) for name in names],
+            run_config=QUIET_CONSOLE,
+            tags={"rcm/command": "lake restore --cascade"},
+            raise_on_error=False,
+        )
+        built = {
+            asset_name(event.step_materialization_data.materialization.asset_key)
+            for event in result.get_asset_materialization_events()
+        }
+        # A blocking asset check that fails skips what is below it without failing the run.
+        missing = sorted(set(names) - built)
+        if not result.success or missing:
+            raise RcmError(
+                f"rebuilding gold failed in Dagster run {result.run_id}: not materialized "
+                f"{', '.join(missing) or 'all'}; see that run's event log"
+            )
+        return result.run_id
+
+
+def asset_descriptions(defs: Definitions) -> dict[str, str | None]:
+    """Asset name → its description, for `rcm lake describe`."""
+    graph = defs.resolve_asset_graph()
+    return {asset_name(key): graph.get(key).description for key in graph.get_all_asset_keys()}

@@ -1,0 +1,88 @@
+"""Typed, validated view of the metadata/ folder.
+
+Every file is read once at definitions load. A bad value fails there with the file, line and
+column in the message, so a typo in a CSV never surfaces as a confusing run failure later.
+
+models.py holds a model per file (fields.py the cell types they share), checks.py what spans
+rows and files, loading.py the reading and `Metadata`. Import from here, not from those.
+"""
+
+from rcm_assets.metadata.fields import HTTPS_URL, IDENTIFIER, PERMISSIONS, SLUG
+from rcm_assets.metadata.loading import Metadata, load_metadata
+from rcm_assets.metadata.models import (
+    API_SOURCES_FILE,
+    LAKE_LAYERS,
+    NPPES_QUERIES_FILE,
+    REFERENCE_BRONZE_TABLES,
+    RULE_ARITY,
+    STORAGE_ACCESS_FILE,
+    STORAGE_ROLES_FILE,
+    ApiMode,
+    ApiSource,
+    ApiSourceName,
+    ArchivePolicy,
+    CatalogEntry,
+    ColumnTags,
+    ColumnType,
+    DatabaseSpec,
+    GoldReference,
+    GoldTable,
+    LandingFilePattern,
+    LandingTable,
+    LoadConfig,
+    LoadType,
+    MaskingRule,
+    NppesQuery,
+    QualityRule,
+    QualityThreshold,
+    RuleCheck,
+    Schedule,
+    Severity,
+    SilverColumn,
+    SilverKind,
+    SilverTable,
+    StorageAccess,
+    StorageRole,
+)
+
+__all__ = [
+    "API_SOURCES_FILE",
+    "HTTPS_URL",
+    "IDENTIFIER",
+    "LAKE_LAYERS",
+    "NPPES_QUERIES_FILE",
+    "PERMISSIONS",
+    "REFERENCE_BRONZE_TABLES",
+    "RULE_ARITY",
+    "SLUG",
+    "STORAGE_ACCESS_FILE",
+    "STORAGE_ROLES_FILE",
+    "ApiMode",
+    "ApiSource",
+    "ApiSourceName",
+    "ArchivePolicy",
+    "CatalogEntry",
+    "ColumnTags",
+    "ColumnType",
+    "DatabaseSpec",
+    "GoldReference",
+    "GoldTable",
+    "LandingFilePattern",
+    "LandingTable",
+    "LoadConfig",
+    "LoadType",
+    "MaskingRule",
+    "Metadata",
+    "NppesQuery",
+    "QualityRule",
+    "QualityThreshold",
+    "RuleCheck",
+    "Schedule",
+    "Severity",
+    "SilverColumn",
+    "SilverKind",
+    "SilverTable",
+    "StorageAccess",
+    "StorageRole",
+    "load_metadata",
+]

@@ -1,0 +1,278 @@
+"""Reading the metadata folder into rows, and `Metadata`, the validated whole."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from rcm_assets.errors import MetadataError
+from rcm_assets.metadata.checks import (
+    _check_api_sources,
+    _check_gold,
+    _check_landing_patterns,
+    _check_load_configs,
+    _check_nppes_queries,
+    _check_silver,
+    _check_storage_access,
+    _fail,
+)
+from rcm_assets.metadata.models import (
+    API_SOURCES_FILE,
+    NPPES_QUERIES_FILE,
+    REFERENCE_BRONZE_TABLES,
+    STORAGE_ACCESS_FILE,
+    STORAGE_ROLES_FILE,
+    ApiSource,
+    ApiSourceName,
+    ArchivePolicy,
+    CatalogEntry,
+    ColumnTags,
+    DatabaseSpec,
+    GoldReference,
+    GoldTable,
+    LandingFilePattern,
+    LandingTable,
+    LoadConfig,
+    MaskingRule,
+    NppesQuery,
+    QualityRule,
+    QualityThreshold,
+    Schedule,
+    SilverColumn,
+    SilverTable,
+    StorageAccess,
+    StorageRole,
+    _Row,
+)
+from rcm_assets.settings import metadata_dir
+
+RowT = TypeVar("RowT", bound=_Row)
+
+
+def _read_csv(path: Path, model: type[RowT]) -> list[RowT]:
+    if not path.is_file():
+        raise MetadataError(f"{path}: metadata file is missing")
+    expected = [name for name in model.model_fields if name != "line"]
+    required = [n for n in expected if model.model_fields[n].is_required()]
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [name for name in required if name not in header]
+        unknown = [name for name in header if name not in expected]
+        if missing or unknown:
+            raise MetadataError(
+                f"{path}, line 1: header must be {','.join(expected)}"
+                + (f"; missing column(s) {', '.join(missing)}" if missing else "")
+                + (f"; unknown column(s) {', '.join(unknown)}" if unknown else "")
+            )
+        rows = []
+        for record in reader:
+            line = reader.line_num
+            if None in record:
+                raise MetadataError(f"{path}, line {line}: more fields than the header has")
+            try:
+                rows.append(model(line=line, **{k: v for k, v in record.items() if v is not None}))
+            except ValidationError as error:
+                first = error.errors()[0]
+                column = ".".join(str(part) for part in first["loc"]) or "?"
+                raise MetadataError(
+                    f"{path}, line {line}, column {column}: {first['msg']}"
+                    f" (value {first.get('input')!r})"
+                ) from None
+    return rows
+
+
+def _unique(path: Path, model: type[RowT], key: str) -> dict[str, RowT]:
+    rows: dict[str, RowT] = {}
+    for row in _read_csv(path, model):
+        value = getattr(row, key)
+        if value in rows:
+            raise _fail(path, row, key, f"duplicate of line {rows[value].line}")
+        rows[value] = row
+    return rows
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Everything the factories need, validated as a whole."""
+
+    folder: Path
+    databases: dict[str, DatabaseSpec]
+    load_configs: tuple[LoadConfig, ...]
+    archive_policies: dict[str, ArchivePolicy]
+    landing_tables: dict[str, LandingTable]
+    landing_patterns: tuple[LandingFilePattern, ...]
+    schedules: dict[str, Schedule]
+    silver_tables: dict[str, SilverTable]
+    silver_columns: tuple[SilverColumn, ...]
+    quality_rules: tuple[QualityRule, ...]
+    quality_thresholds: tuple[QualityThreshold, ...]
+    gold_tables: dict[str, GoldTable]
+    gold_references: tuple[GoldReference, ...]
+    catalog: tuple[CatalogEntry, ...] = ()
+    column_tags: tuple[ColumnTags, ...] = ()
+    masking_rules: tuple[MaskingRule, ...] = ()
+    api_sources: dict[ApiSourceName, ApiSource] = field(default_factory=dict)
+    nppes_queries: tuple[NppesQuery, ...] = ()
+    storage_access: tuple[StorageAccess, ...] = ()
+    storage_roles: dict[str, StorageRole] = field(default_factory=dict)
+
+    @property
+    def active_loads(self) -> tuple[LoadConfig, ...]:
+        return tuple(row for row in self.load_configs if row.is_active)
+
+    def bronze_tables(self) -> dict[str, dict[str, LoadConfig]]:
+        """Bronze table name → {datasource: active load config}; inactive rows are left out."""
+        tables: dict[str, dict[str, LoadConfig]] = defaultdict(dict)
+        for row in self.active_loads:
+            tables[row.table][row.datasource] = row
+        return dict(tables)
+
+    def patterns_for(self, table: str) -> tuple[LandingFilePattern, ...]:
+        return tuple(p for p in self.landing_patterns if p.table == table)
+
+    def landing_datasources(self, table: str) -> list[str]:
+        """The partitions of a landing table; empty when the table is not per datasource."""
+        return sorted({p.datasource for p in self.patterns_for(table) if p.datasource})
+
+    def match_landing_file(self, table: str, name: str) -> LandingFilePattern | None:
+        """The first pattern (in file order) that the file name matches."""
+        return next((p for p in self.patterns_for(table) if p.matches(name)), None)
+
+    def columns_of(self, table: str) -> list[SilverColumn]:
+        """A silver table's columns in order (the default rows, without per-datasource ones)."""
+        return [c for c in self.silver_columns if c.table == table and c.datasource is None]
+
+    def source_column(self, table: str, column: str, datasource: str | None) -> str:
+        for c in self.silver_columns:
+            if (c.table, c.column, c.datasource) == (table, column, datasource):
+                return c.source
+        return next(c.source for c in self.columns_of(table) if c.column == column)
+
+    def rules_of(self, table: str) -> list[QualityRule]:
+        return [r for r in self.quality_rules if r.table == table]
+
+    def threshold(self, table: str, check: str) -> QualityThreshold | None:
+        """The table's own threshold for a check, else the `*` one."""
+        matches = [
+            t for t in self.quality_thresholds if t.check == check and t.table in (table, "*")
+        ]
+        return min(matches, key=lambda t: t.table == "*", default=None)
+
+    def catalog_for(self, asset: str) -> CatalogEntry | None:
+        """The entry naming the asset exactly, else the first pattern that matches it."""
+        exact = [e for e in self.catalog if e.asset == asset]
+        return next(iter(exact or [e for e in self.catalog if e.matches(asset)]), None)
+
+    def tags_of_column(self, asset: str, column: str) -> dict[str, str]:
+        return {
+            tag: ""
+            for entry in self.column_tags
+            if (entry.asset, entry.column) == (asset, column)
+            for tag in entry.tags
+        }
+
+    def masking_for(self, consumer: str, table: str) -> dict[str, str]:
+        return {
+            r.column: r.rule
+            for r in self.masking_rules
+            if (r.consumer, r.table) == (consumer, table)
+        }
+
+    def references_of(self, table: str) -> list[GoldReference]:
+        return [r for r in self.gold_references if r.table == table]
+
+    def archive_after_days(self, layer: str) -> int | None:
+        policy = self.archive_policies.get(layer)
+        return policy.archive_after_days if policy else None
+
+    def api_source(self, name: ApiSourceName) -> ApiSource:
+        if name not in self.api_sources:
+            raise MetadataError(
+                f"{self.folder / API_SOURCES_FILE}: no row for source {name.value!r}"
+            )
+        return self.api_sources[name]
+
+
+def load_metadata(folder: Path | None = None) -> Metadata:
+    """Read and validate every metadata file; raise MetadataError naming file, line, column."""
+    folder = (folder or metadata_dir()).resolve()
+    databases_path = folder / "databases.csv"
+    databases: dict[str, DatabaseSpec] = {}
+    for spec in _read_csv(databases_path, DatabaseSpec):
+        if spec.database in databases:
+            raise _fail(databases_path, spec, "database", f"duplicate database {spec.database!r}")
+        databases[spec.database] = spec
+    load_config_path = folder / "load_config.csv"
+    load_configs = _read_csv(load_config_path, LoadConfig)
+    _check_load_configs(load_config_path, load_configs, databases)
+    policies = {p.layer: p for p in _read_csv(folder / "archive_policy.csv", ArchivePolicy)}
+    landing_tables = _unique(folder / "landing_tables.csv", LandingTable, "table")
+    patterns_path = folder / "landing_files.csv"
+    patterns = _read_csv(patterns_path, LandingFilePattern)
+    _check_landing_patterns(patterns_path, patterns, landing_tables)
+    schedules = _unique(folder / "schedules.csv", Schedule, "name")
+    api_sources, nppes_queries = _read_api_metadata(folder, load_configs)
+    silver_tables = _unique(folder / "silver_tables.csv", SilverTable, "table")
+    sources = (
+        {row.table for row in load_configs}
+        | set(landing_tables)
+        | {REFERENCE_BRONZE_TABLES[name] for name in api_sources}
+    )
+    silver_columns = _read_csv(folder / "silver_columns.csv", SilverColumn)
+    rules = _read_csv(folder / "quality_rules.csv", QualityRule)
+    thresholds = _read_csv(folder / "quality_thresholds.csv", QualityThreshold)
+    gold_tables = _unique(folder / "gold_tables.csv", GoldTable, "table")
+    gold_references = _read_csv(folder / "gold_references.csv", GoldReference)
+    _check_silver(folder, silver_tables, sources, silver_columns, rules, thresholds, gold_tables)
+    _check_gold(folder, gold_tables, gold_references, silver_tables, silver_columns)
+    storage_roles = _unique(folder / STORAGE_ROLES_FILE, StorageRole, "role")
+    storage_access_path = folder / STORAGE_ACCESS_FILE
+    storage_access = _read_csv(storage_access_path, StorageAccess)
+    _check_storage_access(
+        storage_access_path, storage_access, storage_roles, silver_tables, gold_tables
+    )
+    return Metadata(
+        folder,
+        databases,
+        tuple(load_configs),
+        policies,
+        landing_tables,
+        tuple(patterns),
+        schedules,
+        silver_tables,
+        tuple(silver_columns),
+        tuple(rules),
+        tuple(thresholds),
+        gold_tables,
+        tuple(gold_references),
+        tuple(_read_csv(folder / "catalog.csv", CatalogEntry)),
+        tuple(_read_csv(folder / "column_tags.csv", ColumnTags)),
+        tuple(_read_csv(folder / "masking.csv", MaskingRule)),
+        api_sources,
+        nppes_queries,
+        storage_access=tuple(storage_access),
+        storage_roles=storage_roles,
+    )
+
+
+def _read_api_metadata(
+    folder: Path, load_configs: list[LoadConfig]
+) -> tuple[dict[ApiSourceName, ApiSource], tuple[NppesQuery, ...]]:
+    """api_sources.csv and nppes_queries.csv; both optional (no file: no reference assets)."""
+    path = folder / API_SOURCES_FILE
+    sources: dict[ApiSourceName, ApiSource] = {}
+    if path.is_file():
+        sources = _unique(path, ApiSource, "source")
+        _check_api_sources(path, sources, {row.table for row in load_configs})
+    queries_path = folder / NPPES_QUERIES_FILE
+    queries: tuple[NppesQuery, ...] = ()
+    if queries_path.is_file():
+        queries = tuple(_unique(queries_path, NppesQuery, "name").values())
+    _check_nppes_queries(queries_path, queries, sources, path)
+    return sources, queries

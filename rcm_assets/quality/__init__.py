@@ -1,0 +1,1 @@
+"""Data quality as pure functions: row rules, contracts, measures; no Dagster here."""

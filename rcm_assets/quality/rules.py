@@ -1,0 +1,51 @@
+"""Row-level quality rules (metadata/quality_rules.csv) as Polars expressions.
+
+A rule never drops a row: a `quarantine` rule adds its name to `quarantine_reasons` (the row is
+kept, flagged and left out of gold), a `flag` rule adds it to `quality_flags` (the row is used).
+Values that did not cast arrive as `_cast_reasons` and quarantine the row too.
+"""
+
+import polars as pl
+
+from rcm_assets.metadata import QualityRule, RuleCheck
+
+
+def rule_violated(rule: QualityRule) -> pl.Expr:
+    """True where the row breaks the rule (NULL comparisons do not break it)."""
+    first = pl.col(rule.columns[0])
+    match rule.check:
+        case RuleCheck.NOT_NULL:
+            violated = first.is_null()
+        case RuleCheck.NOT_TEXT_NULL:
+            violated = first.cast(pl.String).str.strip_chars().str.to_lowercase() == "null"
+        case RuleCheck.NOT_BEFORE:
+            violated = first < pl.col(rule.columns[1])
+        case RuleCheck.NOT_GREATER:
+            violated = first > pl.col(rule.columns[1])
+        case RuleCheck.NON_NEGATIVE:
+            violated = first < 0
+    return violated.fill_null(False)
+
+
+def _reasons(rules: list[QualityRule]) -> pl.Expr:
+    if not rules:
+        return pl.lit([], dtype=pl.List(pl.String))
+    return pl.concat_list(
+        [pl.when(rule_violated(r)).then(pl.lit(r.rule)) for r in rules]
+    ).list.drop_nulls()
+
+
+def apply_quality(frame: pl.LazyFrame, rules: list[QualityRule]) -> pl.LazyFrame:
+    """Add is_quarantined, quarantine_reasons (rules + cast failures) and quality_flags."""
+    quarantine = [r for r in rules if r.action == "quarantine"]
+    flags = [r for r in rules if r.action == "flag"]
+    return (
+        frame.with_columns(
+            pl.concat_list(pl.col("_cast_reasons"), _reasons(quarantine)).alias(
+                "quarantine_reasons"
+            ),
+            _reasons(flags).alias("quality_flags"),
+        )
+        .with_columns((pl.col("quarantine_reasons").list.len() > 0).alias("is_quarantined"))
+        .drop("_cast_reasons")
+    )
