@@ -12,7 +12,7 @@ RCM_HOME ?= $(CURDIR)/.rcm
 export RCM_HOME
 export DAGSTER_HOME ?= $(RCM_HOME)/dagster
 
-.PHONY: install demo test lint format bench dev clean
+.PHONY: install demo test lint format bench dev check clean
 
 AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 AZURITE_VERSION := 3.37.0
@@ -37,8 +37,9 @@ demo: install
 	$(BIN)/rcm run
 	$(BIN)/rcm report
 
+# Tests run on every core (pytest-xdist); each worker has its own sample data and servers.
 test: install $(AZURITE)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,9 +53,13 @@ bench: install
 	$(BIN)/python bench/bronze_ingest.py
 	$(BIN)/python bench/silver_build.py
 
+# The UI and the daemon (sensors, schedules, automation) on the project's definitions.
 dev: install
 	@mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	PATH=$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p 3000
+
+check: install
+	$(BIN)/dg check defs
 
 clean:
 	rm -rf $(RCM_HOME)

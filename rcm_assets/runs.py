@@ -40,10 +40,22 @@ def default_instance() -> DagsterInstance:
 
 
 def load_definitions() -> Definitions:
-    """The project's definitions as `dg` loads them (metadata from `$RCM_METADATA_DIR`)."""
+    """The project's definitions as `dg` loads them (metadata from `$RCM_METADATA_DIR`).
+
+    Dagster wraps what a defs folder raises in its own error (with the folder tree); a metadata
+    mistake is re-raised as itself, so the user reads one line naming file, line and column.
+    """
     from rcm_assets.definitions import defs
 
-    return defs()
+    try:
+        return defs()
+    except Exception as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, RcmError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise cause from None
+        raise
 
 
 @dataclass(frozen=True)

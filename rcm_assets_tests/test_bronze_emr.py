@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from rcm_assets.bronze import emr
+from rcm_assets.bronze import load_record
 from rcm_assets.bronze.watermark import high_watermark
 from rcm_assets.runs import load_definitions
 from rcm_assets.sample_data import HospitalProfile, generate_sources
@@ -281,16 +281,16 @@ def test_unparseable_watermark_fails_without_moving_the_watermark(
 def test_crash_between_bronze_commit_and_audit_row_loses_and_duplicates_nothing(
     sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_append = emr.audit.append_logs
+    real_append = load_record.audit.append_logs
 
     def crash_on_success(uri: str, logs: list, options: object = None) -> None:
         if logs and logs[0].status == "success":
             raise RuntimeError("simulated crash after the bronze commit")
         real_append(uri, logs, options)
 
-    monkeypatch.setattr(emr.audit, "append_logs", crash_on_success)
+    monkeypatch.setattr(load_record.audit, "append_logs", crash_on_success)
     run_all(instance, ["hos-a"])
-    monkeypatch.setattr(emr.audit, "append_logs", real_append)
+    monkeypatch.setattr(load_record.audit, "append_logs", real_append)
     first = bronze(sources.project, "hosa", "transactions").height
     change = sources.mutate(seed=5)[("hosa", "transactions")]
 

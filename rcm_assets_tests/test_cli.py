@@ -1,5 +1,6 @@
-"""cli.py and the dagster CLI, run as a user runs them: real processes on a throwaway RCM_HOME."""
+"""cli.py and the dg CLI, run as a user runs them: real processes on a throwaway RCM_HOME."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,14 +10,16 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance
 
+from rcm_assets.settings import REPO_ROOT
 from rcm_assets_tests.conftest import Project
 
 BIN = Path(sys.executable).parent
 
 
 def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # From the project root, where `dg` finds the project (pyproject.toml's [tool.dg]).
     result = subprocess.run(
-        args, capture_output=True, text=True, env=os.environ.copy(), timeout=600
+        args, capture_output=True, text=True, env=os.environ.copy(), timeout=600, cwd=REPO_ROOT
     )
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -90,13 +93,16 @@ def test_metadata_mistake_is_one_clear_line(project: Project) -> None:
 
 
 @pytest.mark.slow
-def test_dagster_cli_validates_and_materializes_one_partition(project: Project) -> None:
+def test_dg_checks_lists_and_launches_one_partition(project: Project) -> None:
     _run(str(BIN / "rcm"), "generate", "--scale", "0.05")
-    _run(str(BIN / "dagster"), "definitions", "validate", "-m", "rcm_assets.definitions")
+    _run(str(BIN / "dg"), "check", "defs")
+    listed = json.loads(_run(str(BIN / "dg"), "list", "defs", "--json").stdout)
+    groups = {asset["asset_key"]: asset["group_name"] for asset in listed["assets"]}
+    assert groups["audit/load_logs"] == "audit" and groups["silver/patients"] == "silver"
+    assert {asset.split("/")[0] for asset in groups} == {"bronze", "silver", "gold", "audit"}
 
     _run(
-        str(BIN / "dagster"), "asset", "materialize", "-m", "rcm_assets.definitions",
-        "--select", "bronze/patients", "--partition", "hos-b",
+        str(BIN / "dg"), "launch", "--assets", "bronze/patients", "--partition", "hos-b",
         "--config-json", '{"execution": {"config": {"in_process": {}}}}',
     )  # fmt: skip
 

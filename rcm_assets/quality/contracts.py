@@ -5,11 +5,17 @@ key never NULL, the quality columns there. Row-level problems are not contract f
 are quarantined (see rules.py), so the contract failing means a bug or a metadata mistake.
 """
 
-import pandera.polars as pa
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from rcm_assets.errors import RcmError
 from rcm_assets.metadata import Metadata, SilverTable
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 
 class ContractError(RcmError):
@@ -17,6 +23,10 @@ class ContractError(RcmError):
 
 
 def contract(table: SilverTable, metadata: Metadata) -> pa.DataFrameSchema:
+    # Imported when a contract is built, not with the definitions: pandera pulls in numpy and
+    # pandas, which every code-location load (UI, daemon, each run worker) would pay for.
+    import pandera.polars as pa
+
     columns = {
         c.column: pa.Column(c.type.polars_type, nullable=c.column != table.key)
         for c in metadata.columns_of(table.table)
@@ -32,6 +42,8 @@ def contract(table: SilverTable, metadata: Metadata) -> pa.DataFrameSchema:
 
 
 def validate_contract(batch: pl.DataFrame, table: SilverTable, metadata: Metadata) -> pl.DataFrame:
+    import pandera.polars as pa
+
     try:
         return contract(table, metadata).validate(batch, lazy=True)
     except pa.errors.SchemaErrors as errors:
