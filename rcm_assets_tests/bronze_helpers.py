@@ -17,7 +17,7 @@ from rcm_assets.sample_data import (
     postgres_database_uri,
     sqlite_path,
 )
-from rcm_assets.sample_data.database import PostgresDatabase, SourceDatabase, open_sqlite
+from rcm_assets.sample_data.database import PostgresDatabase, SampleDatabase, open_sqlite
 from rcm_assets_tests.conftest import Project
 
 WATERMARKS = {
@@ -44,13 +44,13 @@ class Sources:
     hospitals: dict[str, HospitalProfile]  # targetpath -> the hospital behind it
     server: str | None = None
 
-    def _open(self, target: str) -> SourceDatabase:
+    def _open(self, target: str) -> SampleDatabase:
         database = self.hospitals[target].database
         if self.server:
             return PostgresDatabase(postgres_database_uri(self.server, database))
         return open_sqlite(sqlite_path(self.project.home, database))
 
-    def _sql(self, db: SourceDatabase, sql: str) -> str:
+    def _sql(self, db: SampleDatabase, sql: str) -> str:
         sql = re.sub(r"\{(\w+)\}", lambda m: db.table(m.group(1)), sql)
         return sql.replace("?", db.placeholder)
 

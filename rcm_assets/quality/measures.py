@@ -10,21 +10,6 @@ import polars as pl
 
 from rcm_assets.metadata import QualityThreshold
 
-DQ_SCHEMA = pl.Schema(
-    {
-        "run_id": pl.String,
-        "measured_at": pl.Datetime("us", "UTC"),
-        "table": pl.String,
-        "datasource": pl.String,
-        "check": pl.String,
-        "rule": pl.String,
-        "rows_checked": pl.Int64,
-        "rows_failed": pl.Int64,
-        "rate": pl.Float64,
-    }
-)
-
-
 MEASURES_SCHEMA = pl.Schema(
     {
         "datasource": pl.String,
@@ -33,6 +18,15 @@ MEASURES_SCHEMA = pl.Schema(
         "rows_checked": pl.Int64,
         "rows_failed": pl.Int64,
         "rate": pl.Float64,
+    }
+)
+# audit/dq_results: every measure with the run, time and table it belongs to
+DQ_SCHEMA = pl.Schema(
+    {
+        "run_id": pl.String,
+        "measured_at": pl.Datetime("us", "UTC"),
+        "table": pl.String,
+        **MEASURES_SCHEMA,
     }
 )
 CURRENT_SCHEMA = {

@@ -49,3 +49,19 @@ def apply_quality(frame: pl.LazyFrame, rules: list[QualityRule]) -> pl.LazyFrame
         .with_columns((pl.col("quarantine_reasons").list.len() > 0).alias("is_quarantined"))
         .drop("_cast_reasons")
     )
+
+
+def rules_markdown(rules: list[QualityRule]) -> str:
+    """The rules of a table as a Markdown table: what each checks, its action and severity, and
+    the gold tables its failures reach (the way the Tuva Project tags its tests)."""
+    lines = [
+        "| rule | check | columns | action | severity | impacts | meaning |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{r.rule}` | {r.check.value} | {', '.join(r.columns)} | {r.action} | "
+        f"{r.severity.value} | {', '.join(f'gold/{t}' for t in r.impacts) or '-'} | "
+        f"{r.description} |"
+        for r in rules
+    ]
+    return "\n".join(lines)

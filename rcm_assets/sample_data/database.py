@@ -49,7 +49,7 @@ def postgres_database_uri(target: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
 
 
-class SourceDatabase(ABC):
+class SampleDatabase(ABC):
     """One hospital database; every statement runs in one transaction until ``commit``."""
 
     dialect: Dialect
@@ -104,7 +104,7 @@ class SourceDatabase(ABC):
         rows = self.fetch_all(sql, params)
         return rows[0][0] if rows else None
 
-    def __enter__(self) -> SourceDatabase:
+    def __enter__(self) -> SampleDatabase:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -118,7 +118,7 @@ def _collect_int64(batches: Any) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
-class SQLiteDatabase(SourceDatabase):
+class SQLiteDatabase(SampleDatabase):
     dialect: Dialect = "sqlite"
     placeholder = "?"
 
@@ -168,7 +168,7 @@ def _temporal_as_text(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(exprs) if exprs else frame
 
 
-class PostgresDatabase(SourceDatabase):
+class PostgresDatabase(SampleDatabase):
     dialect: Dialect = "postgres"
     placeholder = "%s"
 

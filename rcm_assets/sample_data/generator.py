@@ -19,7 +19,7 @@ import polars as pl
 from . import reference_codes as ref
 from . import schema
 from .database import (
-    SourceDatabase,
+    SampleDatabase,
     check_postgres_target,
     postgres_database_uri,
     recreate_postgres,
@@ -616,7 +616,7 @@ def claims_csv_path(home: Path, profile: HospitalProfile) -> Path:
     return home / "landing" / "claims" / f"{profile.claims_file_prefix}_claim_data.csv"
 
 
-def create_source_tables(db: SourceDatabase, layout: Literal["a", "b"]) -> None:
+def create_source_tables(db: SampleDatabase, layout: Literal["a", "b"]) -> None:
     for name, columns in source_tables(layout):
         db.create_table(db.table(name), columns)
 
@@ -632,7 +632,7 @@ def source_tables(layout: Literal["a", "b"]) -> tuple[tuple[str, tuple[schema.Co
 
 
 def _generate_hospital(
-    db: SourceDatabase, plan: HospitalPlan, claims_path: Path, progress: ProgressFn
+    db: SampleDatabase, plan: HospitalPlan, claims_path: Path, progress: ProgressFn
 ) -> list[TableCount]:
     name = plan.profile.database
     create_source_tables(db, plan.profile.patient_layout)

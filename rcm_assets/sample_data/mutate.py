@@ -17,7 +17,7 @@ import polars as pl
 
 from . import reference_codes as ref
 from . import schema
-from .database import SourceDatabase, check_postgres_target, open_postgres, open_sqlite, sqlite_path
+from .database import SampleDatabase, check_postgres_target, open_postgres, open_sqlite, sqlite_path
 from .generator import (
     ACTIVITY_ID_WIDTH,
     DEPARTMENT_ID_WIDTH,
@@ -68,7 +68,7 @@ _S_POOLS, _S_PROVIDERS, _S_PATIENTS, _S_ENCOUNTERS, _S_TRANSACTIONS = range(101,
 
 @dataclass(frozen=True)
 class MutationContext:
-    db: SourceDatabase
+    db: SampleDatabase
     profile: HospitalProfile
     seed: int
     update_share: float
@@ -104,7 +104,7 @@ def batch_size(share: float, rows: int) -> int:
     return max(1, round(share * rows))
 
 
-def max_number(db: SourceDatabase, table: str, column: str, prefix: str) -> int:
+def max_number(db: SampleDatabase, table: str, column: str, prefix: str) -> int:
     start = len(prefix) + 1
     sql = (
         f"SELECT MAX(CAST(SUBSTR({quote_ident(column)}, {start}) AS BIGINT)) FROM {db.table(table)}"
@@ -113,7 +113,7 @@ def max_number(db: SourceDatabase, table: str, column: str, prefix: str) -> int:
     return int(value) if value is not None else 0
 
 
-def existing_numbers(db: SourceDatabase, table: str, column: str, prefix: str) -> np.ndarray:
+def existing_numbers(db: SampleDatabase, table: str, column: str, prefix: str) -> np.ndarray:
     """Numeric parts of all non-null ids, sorted so the seeded choice never depends on row order."""
     col = quote_ident(column)
     sql = (
@@ -123,7 +123,7 @@ def existing_numbers(db: SourceDatabase, table: str, column: str, prefix: str) -
     return np.sort(db.fetch_int64(sql))
 
 
-def max_watermark(db: SourceDatabase, table: str, column: str) -> int:
+def max_watermark(db: SampleDatabase, table: str, column: str) -> int:
     value: Any = db.fetch_one(f"SELECT MAX({quote_ident(column)}) FROM {db.table(table)}")
     if value is None:
         return SNAPSHOT_END
@@ -139,7 +139,7 @@ def new_watermarks(rng: np.random.Generator, current_max: int, count: int) -> np
 
 
 def read_frame(
-    db: SourceDatabase, table: str, columns: Sequence[str], order_by: str
+    db: SampleDatabase, table: str, columns: Sequence[str], order_by: str
 ) -> pl.DataFrame:
     cols = ", ".join(quote_ident(c) for c in columns)
     rows = db.fetch_all(f"SELECT {cols} FROM {db.table(table)} ORDER BY {quote_ident(order_by)}")
@@ -151,7 +151,7 @@ def read_frame(
 
 
 def apply_updates(
-    db: SourceDatabase,
+    db: SampleDatabase,
     table: str,
     key: str,
     assignments: dict[str, str],

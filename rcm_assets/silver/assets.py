@@ -47,6 +47,7 @@ from rcm_assets.quality.measures import (
     orphan_measures,
     quarantine_measures,
 )
+from rcm_assets.quality.rules import rules_markdown
 from rcm_assets.resources import LakeResource
 from rcm_assets.silver.cdm import LINEAGE, silver_batch
 
@@ -213,7 +214,10 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
         automation_condition=AutomationCondition.eager(),
         description=f"{table.description}. Key `{table.key}`; "
         + ("SCD type 2." if table.kind is SilverKind.SCD2 else "full refresh per datasource."),
-        metadata={"dagster/column_schema": _column_schema(table, metadata)},
+        metadata={
+            "dagster/column_schema": _column_schema(table, metadata),
+            "quality_rules": MetadataValue.md(rules_markdown(metadata.rules_of(table.table))),
+        },
         check_specs=[
             AssetCheckSpec(
                 "quarantine_rate",

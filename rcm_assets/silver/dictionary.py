@@ -1,6 +1,7 @@
 """The silver data dictionary, generated from metadata (docs/data_dictionary.md)."""
 
 from rcm_assets.metadata import Metadata
+from rcm_assets.quality.rules import rules_markdown
 
 COMMON = [
     ("datasource", "string", "The hospital (or reference source) the row comes from"),
@@ -40,8 +41,9 @@ def data_dictionary(metadata: Metadata) -> str:
     lines = [
         "# Silver data dictionary",
         "",
-        "Generated from `metadata/silver_tables.csv` and `metadata/silver_columns.csv` by "
-        "`rcm dictionary`; do not edit by hand. Keys have the form `<source id>-<datasource>` "
+        "Generated from `metadata/silver_tables.csv`, `silver_columns.csv` and "
+        "`quality_rules.csv` by `rcm dictionary`; do not edit by hand. Keys have the form "
+        "`<source id>-<datasource>` "
         "(e.g. `HOSP1-000001-hos-a`); a row without a source id gets "
         "`MISSING-<load id>-<row>-<datasource>` and is quarantined.",
     ]
@@ -68,4 +70,12 @@ def data_dictionary(metadata: Metadata) -> str:
             )
         for name, kind, meaning in COMMON + (SCD2 if table.kind.value == "scd2" else FULL):
             lines.append(f"| `{name}` | {kind} | {meaning} | (added) | |")
+        rules = metadata.rules_of(table.table)
+        if rules:
+            lines += [
+                "",
+                "Quality rules (`metadata/quality_rules.csv`):",
+                "",
+                rules_markdown(rules),
+            ]
     return "\n".join(lines) + "\n"
