@@ -56,10 +56,10 @@ bench: install
 # The UI and the daemon (sensors, schedules, automation) on the project's definitions.
 dev: install
 	@mkdir -p $(DAGSTER_HOME)
-	PATH=$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p 3000
+	VIRTUAL_ENV=$(abspath $(BIN)/..) PATH=$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 check: install
-	$(BIN)/dg check defs
+	VIRTUAL_ENV=$(abspath $(BIN)/..) $(BIN)/dg check defs
 
 clean:
 	rm -rf $(RCM_HOME)

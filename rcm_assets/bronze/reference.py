@@ -65,6 +65,7 @@ def _start(
     lake: LakeAddresses,
     run_id: str | None,
     log: logging.Logger,
+    load_type: str = "Api",
     **fields: object,
 ) -> LoadAttempt:
     return LoadAttempt.start(
@@ -72,7 +73,7 @@ def _start(
         log,
         datasource=source.value,
         table=table,
-        load_type="Api",
+        load_type=load_type,
         bronze_uri=lake.bronze(table),
         run_id=run_id,
         **fields,
@@ -213,10 +214,10 @@ def extract_icd_order_file(
         lake,
         run_id,
         log,
+        load_type="File",
         source_file=newest.path,
         content_hash=hashlib.sha256(data).hexdigest(),
     )
-    attempt.update(load_type="File")
     try:
         with attempt.failure_recorded():
             load = _load_order_file(attempt, newest, older, data)
