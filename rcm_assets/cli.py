@@ -16,11 +16,14 @@ def _generate(args: argparse.Namespace) -> int:
     from rcm_assets.metadata import load_metadata
     from rcm_assets.sample_data import generate_sources, mutate_sources, postgres_database_uri
     from rcm_assets.sample_data.api_replay import sample_providers, write_api_replay
+    from rcm_assets.sample_data.mutate import ChangeProfile
 
     home = rcm_home()
     started = time.monotonic()
     if args.mutate:
-        counts = mutate_sources(home, seed=args.seed, target=args.target)
+        counts = mutate_sources(
+            home, seed=args.seed, target=args.target, change_profile=ChangeProfile(args.profile)
+        )
         for c in counts:
             print(
                 f"{c.database:<28} {c.table:<14} updated {c.updated:>8,}  inserted {c.inserted:>8,}"
@@ -136,6 +139,12 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--target", help="PostgreSQL server URI instead of embedded SQLite")
     generate.add_argument("--defect-rate", type=float, default=0.01)
     generate.add_argument("--mutate", action="store_true", help="apply a change batch instead")
+    generate.add_argument(
+        "--profile",
+        choices=["recent", "uniform"],
+        default="recent",
+        help="with --mutate: which records change (recent: 90%% of updates on the newest 10%%)",
+    )
     generate.add_argument("--verbose", action="store_true")
     generate.set_defaults(handler=_generate)
 

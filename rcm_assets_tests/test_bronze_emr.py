@@ -351,3 +351,44 @@ def test_sigkill_during_bronze_write_leaves_table_and_watermark(
     landed = bronze(sampled, "hosa", "transactions")
     assert landed.height == before + inserted
     assert landed.get_column("TransactionID").n_unique() == landed.height
+
+
+@pytest.mark.slow
+def test_sigkill_while_an_extract_streams_leaves_table_and_watermark(
+    sampled: Project, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    """Kill `rcm run` between two batches of a streamed extract, before anything is written."""
+    run_all(instance, ["hos-a"])
+    table = sampled.lake / "bronze" / "hosa" / "transactions"
+    version, before = delta_version(table), bronze(sampled, "hosa", "transactions").height
+    watermark = high_watermark(pl.scan_delta(str(table)), "ModifiedDate")[0]
+    sqlite_sources(sampled).copy_transactions("hosa", 200, "2026-03-01 00:00:00")
+    staging_root = tmp_path / "staging"
+    staging_root.mkdir()
+    env = {**os.environ, "TMPDIR": str(staging_root), "RCM_EXTRACT_BATCH_ROWS": "500"}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rcm"), "run", "--partition", "hos-a"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        staged = [p for p in staging_root.glob("rcm-staging-*/batches.arrows") if p.stat().st_size]
+        if staged:  # batches have arrived, the extract is still streaming
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    assert process.wait() == -signal.SIGKILL, "the run ended before an extract streamed"
+
+    assert delta_version(table) == version
+    assert bronze(sampled, "hosa", "transactions").height == before
+    assert high_watermark(pl.scan_delta(str(table)), "ModifiedDate")[0] == watermark
+
+    outcomes = run_all(instance, ["hos-a"])
+
+    loaded = next(o for o in outcomes if o.asset == "bronze/transactions")
+    assert loaded.rows == 200 * before
+    landed = bronze(sampled, "hosa", "transactions")
+    assert landed.height == before + 200 * before
+    assert landed.get_column("TransactionID").n_unique() == landed.height

@@ -553,3 +553,22 @@ def test_postgres_generate_and_mutate(tmp_path: Path) -> None:
             for profile in hospitals:
                 cur.execute(f'DROP DATABASE IF EXISTS "{profile.database}" WITH (FORCE)')
         admin.close()
+
+
+def test_recent_profile_puts_most_updates_on_the_newest_records() -> None:
+    import numpy as np
+
+    from rcm_assets.sample_data.mutate import ChangeProfile, choose
+
+    numbers = np.arange(1, 10_001)
+    for profile, low, high in (
+        (ChangeProfile.RECENT, 0.85, 0.95),
+        (ChangeProfile.UNIFORM, 0.05, 0.2),
+    ):
+        picked = choose(np.random.default_rng(3), numbers, 1_000, profile)
+        assert len(set(picked.tolist())) == 1_000
+        newest = (picked > 9_000).mean()
+        assert low <= newest <= high, (profile, newest)
+        again = choose(np.random.default_rng(3), numbers, 1_000, profile)
+        assert again.tolist() == picked.tolist()  # deterministic for a seed
+    assert len(choose(np.random.default_rng(1), np.arange(5), 5, ChangeProfile.RECENT)) == 5

@@ -2,10 +2,13 @@
 
 Each asset is partitioned by datasource; a partition extracts its hospital's table (all of it for
 `Full`, rows at or above the last watermark for `Incremental`) and appends the extract, with
-lineage columns, to `lake/bronze/<targetpath>/<table>` in one atomic Delta commit.
+lineage columns, to `lake/bronze/<targetpath>/<table>` in one atomic Delta commit. The extract
+streams in batches (`EmrSourcesResource.batch_rows`) through a local staging file, so memory
+follows the batch size, not the table's.
 """
 
 import logging
+from collections.abc import Iterator
 
 import polars as pl
 from dagster import (
@@ -21,6 +24,7 @@ from dagster import (
 from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord
 from rcm_assets.bronze.watermark import (
     LINEAGE_COLUMNS,
+    HighWatermark,
     drop_loaded,
     high_watermark,
     unparseable_watermarks,
@@ -29,6 +33,7 @@ from rcm_assets.bronze.watermark import (
 from rcm_assets.errors import RcmError, SourceError
 from rcm_assets.lake import delta
 from rcm_assets.lake.addresses import LakeAddresses
+from rcm_assets.lake.staging import staging
 from rcm_assets.metadata import LoadConfig, LoadType, Metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, SourceDatabase
 from rcm_assets.resources.source_sql import extract_query
@@ -44,8 +49,8 @@ def _loaded_watermark(config: LoadConfig, lake: LakeAddresses) -> tuple[str | No
 
 def _extract(
     config: LoadConfig, source: SourceDatabase, since: str | None, loaded: pl.DataFrame
-) -> tuple[str, pl.DataFrame]:
-    """Read the rows at or above `since` from the source, minus those already `loaded`."""
+) -> tuple[str, Iterator[pl.DataFrame]]:
+    """The query for rows at or above `since`, and its batches minus the rows already `loaded`."""
     columns = source.columns(config.schema_name, config.table)
     clashes = sorted(set(columns) & set(LINEAGE_COLUMNS))
     if clashes:
@@ -62,18 +67,26 @@ def _extract(
     query = extract_query(
         source.dialect, config.schema_name, config.table, columns, watermark, since
     )
-    rows = source.read(query, config.tablename)
-    if watermark:
-        bad = unparseable_watermarks(rows, watermark)
-        if bad.height:
-            first = bad.row(0, named=True)
-            raise SourceError(
-                f"datasource {config.datasource}: {bad.height} row(s) of {config.tablename} have "
-                f"a watermark {watermark!r} that is not a date/time, e.g. {first[watermark]!r} "
-                f"in the row with {columns[0]}={first[columns[0]]!r}; fix the source rows"
-            )
-        rows = drop_loaded(rows, loaded)
-    return query, rows
+
+    def batches() -> Iterator[pl.DataFrame]:
+        offset = 0
+        for rows in source.stream(query, config.tablename):
+            rows = rows.cast(dict.fromkeys(columns, pl.String))
+            if watermark:
+                bad = unparseable_watermarks(rows, watermark)
+                if bad.height:
+                    first = bad.row(0, named=True)
+                    raise SourceError(
+                        f"datasource {config.datasource}: row {offset + first['row'] + 1} of "
+                        f"{config.tablename}'s extract has a watermark {watermark!r} that is not "
+                        f"a date/time, {first[watermark]!r}, in the row with "
+                        f"{columns[0]}={first[columns[0]]!r}; fix the source rows"
+                    )
+                offset += rows.height
+                rows = drop_loaded(rows, loaded)
+            yield rows
+
+    return query, batches()
 
 
 def load_emr_table(
@@ -100,17 +113,17 @@ def load_emr_table(
         run_id=run_id,
         watermark_column=config.watermark if incremental else None,
     )
-    with attempt.failure_recorded():
+    with attempt.failure_recorded(), staging() as staged:
         since, loaded = _loaded_watermark(config, lake)
-        attempt.update(watermark_from=since, watermark_max=since)
-        query, rows = _extract(config, source, since, loaded)
-        if incremental and rows.height:
-            attempt.update(watermark_max=high_watermark(rows.lazy(), config.watermark)[0])
-        attempt.update(query=query)
-        record = attempt.record
-        load = attempt.commit(
-            with_lineage(rows, config.datasource, record.load_id, record.loaded_at)
-        )
+        query, batches = _extract(config, source, since, loaded)
+        record = attempt.update(watermark_from=since, watermark_max=since, query=query)
+        highest = HighWatermark(config.watermark or "")
+        for rows in batches:
+            if incremental:
+                highest.update(rows)
+            staged.add(with_lineage(rows, config.datasource, record.load_id, record.loaded_at))
+        attempt.update(watermark_max=highest.text or since)
+        load = attempt.commit(staged)
     log.info(
         "%s %s: %d row(s) appended (%s, watermark %s → %s) in %.2fs",
         config.datasource,

@@ -21,6 +21,7 @@ from dagster import MetadataValue
 
 from rcm_assets.lake import audit, delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
+from rcm_assets.lake.staging import Staged
 
 
 def new_load_id(now: datetime) -> str:
@@ -159,12 +160,14 @@ class LoadAttempt:
         row = replace(self.record, duration_seconds=self._elapsed(), **fields)
         audit.append_logs(self.audit_uri, [row.audit_row(status, error)], self.lake.storage_options)
 
-    def commit(self, frame: pl.DataFrame) -> LoadRecord:
-        """Append `frame` (with lineage already on it) in one commit; then the success row."""
+    def commit(self, rows: pl.DataFrame | Staged) -> LoadRecord:
+        """Append the rows (lineage already on them) in one commit; then the success row."""
         options = self.lake.storage_options
-        record = self.update(rows=frame.height)
-        if frame.height:
-            version = delta.append(record.bronze_uri, frame, record.commit_metadata(), options)
+        count = rows.height if isinstance(rows, pl.DataFrame) else rows.rows
+        record = self.update(rows=count)
+        if count:
+            data = rows if isinstance(rows, pl.DataFrame) else rows.reader()
+            version = delta.append(record.bronze_uri, data, record.commit_metadata(), options)
             record = self.update(bronze_version=version)
         self.update(
             duration_seconds=self._elapsed(),

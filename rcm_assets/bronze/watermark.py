@@ -56,3 +56,23 @@ def with_lineage(
         pl.lit(load_id).alias("load_id"),
         pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
     )
+
+
+class HighWatermark:
+    """The highest watermark over a stream of batches, as `high_watermark` picks it per batch."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.highest: tuple[datetime, str] | None = None
+
+    def update(self, batch: pl.DataFrame) -> None:
+        instant = batch.select(parse_watermark(self.column).max()).item()
+        if instant is None:
+            return
+        text = high_watermark(batch.lazy(), self.column)[0] or ""
+        if self.highest is None or (instant, text) > self.highest:
+            self.highest = (instant, text)
+
+    @property
+    def text(self) -> str | None:
+        return self.highest[1] if self.highest else None

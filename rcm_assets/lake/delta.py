@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from rcm_assets.errors import RcmError
@@ -73,18 +74,29 @@ def commit_properties(metadata: Mapping[str, Any]) -> CommitProperties:
 
 def append(
     uri: str,
-    frame: pl.DataFrame,
+    rows: pl.DataFrame | pa.RecordBatchReader,
     commit_metadata: Mapping[str, Any],
     storage_options: Mapping[str, str] | None = None,
     partition_by: list[str] | None = None,
 ) -> int:
-    """Append in one atomic commit (new columns merge into the schema); return the new version."""
+    """Append in one atomic commit (new columns merge into the schema); return the new version.
+
+    `rows` is a frame, or a stream of batches (`lake.staging`) that is never held whole.
+    """
     options = {"schema_mode": "merge", "commit_properties": commit_properties(commit_metadata)}
     if partition_by and not exists(uri, storage_options):
         options["partition_by"] = partition_by
-    frame.write_delta(
-        uri, mode="append", storage_options=dict(storage_options or {}), delta_write_options=options
-    )
+    if isinstance(rows, pl.DataFrame):
+        rows.write_delta(
+            uri,
+            mode="append",
+            storage_options=dict(storage_options or {}),
+            delta_write_options=options,
+        )
+    else:
+        write_deltalake(
+            uri, rows, mode="append", storage_options=dict(storage_options or {}), **options
+        )
     return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +36,8 @@ DIALECTS = {
 }
 
 DEFAULT_PORTS = {"tsql": 1433, "mysql": 3306}
+DEFAULT_BATCH_ROWS = 200_000
+BATCH_ROWS_ENV = "RCM_EXTRACT_BATCH_ROWS"
 CONNECT_TIMEOUT_SECONDS = 10
 
 
@@ -54,6 +57,7 @@ class SourceDatabase:
     database: str
     datasource: str
     uri: str
+    batch_rows: int = DEFAULT_BATCH_ROWS
 
     @property
     def dialect(self) -> str:
@@ -102,12 +106,26 @@ class SourceDatabase:
         try:
             return drop_sentinel(connectorx.read_sql(self.uri, sql, return_type="polars"))
         except BaseException as error:  # connectorx raises Rust panics as BaseException
-            if isinstance(error, KeyboardInterrupt | SystemExit):
-                raise
-            raise SourceError(
-                f"datasource {self.datasource}: reading {what} from database {self.database} "
-                f"({self.safe_uri}) failed: {self._scrub(str(error))}"
-            ) from None
+            raise self._read_error(error, what) from None
+
+    def stream(self, sql: str, what: str) -> Iterator[pl.DataFrame]:
+        """Run a query and yield its rows `batch_rows` at a time, never the whole result."""
+        try:
+            reader = connectorx.read_sql(
+                self.uri, sql, return_type="arrow_stream", batch_size=self.batch_rows
+            )
+            for batch in reader:
+                yield drop_sentinel(pl.from_arrow(batch))
+        except BaseException as error:
+            raise self._read_error(error, what) from None
+
+    def _read_error(self, error: BaseException, what: str) -> BaseException:
+        if isinstance(error, KeyboardInterrupt | SystemExit | GeneratorExit):
+            return error
+        return SourceError(
+            f"datasource {self.datasource}: reading {what} from database {self.database} "
+            f"({self.safe_uri}) failed: {self._scrub(str(error))}"
+        )
 
     def columns(self, schema: str | None, table: str) -> list[str]:
         self.ping()
@@ -134,11 +152,19 @@ class EmrSourcesResource(ConfigurableResource):
         default_factory=lambda: str(rcm_home() / "sources"),
         description="Folder of the embedded SQLite databases used when no URI variable is set.",
     )
+    batch_rows: int = Field(
+        default_factory=lambda: int(os.environ.get(BATCH_ROWS_ENV) or DEFAULT_BATCH_ROWS),
+        description="Rows an extract reads at a time; memory follows this, not the table size "
+        f"(default ${BATCH_ROWS_ENV}, else {DEFAULT_BATCH_ROWS:,}).",
+        gt=0,
+    )
 
     def open(self, spec: DatabaseSpec, datasource: str) -> SourceDatabase:
         configured = os.environ.get(spec.uri_env_var)
         uri = resolve_secret(configured) if configured else self.default_uri(spec.database)
-        return SourceDatabase(database=spec.database, datasource=datasource, uri=uri)
+        return SourceDatabase(
+            database=spec.database, datasource=datasource, uri=uri, batch_rows=self.batch_rows
+        )
 
     def default_uri(self, database: str) -> str:
         return f"sqlite://{Path(self.sources_dir).resolve() / f'{database}.db'}"

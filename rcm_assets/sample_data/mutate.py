@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,18 @@ from .synth import (
     stable_key,
 )
 
-__all__ = ["mutate_sources"]
+__all__ = ["ChangeProfile", "mutate_sources"]
+
+
+class ChangeProfile(StrEnum):
+    """Which existing records a change batch updates."""
+
+    RECENT = "recent"  # 90 % of updates on the newest 10 % of records, as visits and claims change
+    UNIFORM = "uniform"  # any record alike
+
+
+RECENT_RECORDS = 0.10  # the newest share of records ...
+RECENT_UPDATES = 0.90  # ... that gets this share of a `recent` batch's updates
 
 _WATERMARK_GAP = 60  # first new watermark = current max + 1 minute
 _TEMP_TABLE = quote_ident("_rcm_mutation")
@@ -74,6 +86,7 @@ class MutationContext:
     update_share: float
     insert_share: float
     pools: NamePools
+    change_profile: ChangeProfile = ChangeProfile.RECENT
 
     def rng(self, stream: int) -> np.random.Generator:
         return rng_for(self.seed, stable_key(self.profile.id_prefix), stream)
@@ -173,8 +186,26 @@ def apply_updates(
     return updated
 
 
-def choose(rng: np.random.Generator, numbers: np.ndarray, count: int) -> np.ndarray:
-    return numbers[rng.choice(len(numbers), min(count, len(numbers)), replace=False)]
+def choose(
+    rng: np.random.Generator,
+    numbers: np.ndarray,
+    count: int,
+    profile: ChangeProfile = ChangeProfile.UNIFORM,
+) -> np.ndarray:
+    """`count` distinct record numbers to update; `numbers` is sorted, newest last."""
+    count = min(count, len(numbers))
+    if profile is ChangeProfile.UNIFORM:
+        return numbers[rng.choice(len(numbers), count, replace=False)]
+    split = int(len(numbers) * (1 - RECENT_RECORDS))
+    older, recent = numbers[:split], numbers[split:]
+    from_older = min(len(older), count - min(len(recent), round(count * RECENT_UPDATES)))
+    from_recent = count - from_older
+    return np.concatenate(
+        [
+            recent[rng.choice(len(recent), from_recent, replace=False)],
+            older[rng.choice(len(older), from_older, replace=False)],
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +295,7 @@ def mutate_patients(ctx: MutationContext) -> tuple[TableCount, np.ndarray]:
     prefix = f"{ctx.profile.id_prefix}-"
     rows = ctx.count("patients")
     numbers = existing_numbers(db, "patients", ctx.patient_key, prefix)
-    targets = choose(rng, numbers, batch_size(ctx.update_share, rows))
+    targets = choose(rng, numbers, batch_size(ctx.update_share, rows), ctx.change_profile)
     n_new = batch_size(ctx.insert_share, rows)
     marks = new_watermarks(
         rng, max_watermark(db, "patients", ctx.patient_watermark), len(targets) + n_new
@@ -319,7 +350,9 @@ def mutate_encounters(
 ) -> tuple[TableCount, pl.DataFrame]:
     db, rng = ctx.db, ctx.rng(_S_ENCOUNTERS)
     numbers = existing_numbers(db, "encounters", "EncounterID", "ENC")
-    targets = choose(rng, numbers, batch_size(ctx.update_share, ctx.count("encounters")))
+    targets = choose(
+        rng, numbers, batch_size(ctx.update_share, ctx.count("encounters")), ctx.change_profile
+    )
     marks = new_watermarks(
         rng, max_watermark(db, "encounters", "ModifiedDate"), len(targets) + n_new
     )
@@ -400,7 +433,9 @@ def _encounter_schema() -> dict[str, pl.DataType]:
 def mutate_transactions(ctx: MutationContext, encounters: pl.DataFrame, n_new: int) -> TableCount:
     db, rng = ctx.db, ctx.rng(_S_TRANSACTIONS)
     numbers = existing_numbers(db, "transactions", "TransactionID", "TRANS")
-    targets = choose(rng, numbers, batch_size(ctx.update_share, ctx.count("transactions")))
+    targets = choose(
+        rng, numbers, batch_size(ctx.update_share, ctx.count("transactions")), ctx.change_profile
+    )
     marks = new_watermarks(
         rng, max_watermark(db, "transactions", "ModifiedDate"), len(targets) + n_new
     )
@@ -521,10 +556,12 @@ def mutate_sources(
     update_share: float = 0.02,
     insert_share: float = 0.01,
     hospitals: Sequence[HospitalProfile] = SAMPLE_HOSPITALS,
+    change_profile: ChangeProfile = ChangeProfile.RECENT,
 ) -> list[TableCount]:
     """Update and insert rows in every hospital's sources; one TableCount per table.
 
     ``rows`` is the row count after the batch. Each hospital's batch is one transaction.
+    ``change_profile`` picks which records the updates hit (see `ChangeProfile`).
     """
     _validate_shares(update_share, insert_share)
     if target is not None:
@@ -540,7 +577,9 @@ def mutate_sources(
             pools = build_pools(
                 salt_for(seed, stable_key(profile.id_prefix), _S_POOLS) & 0x7FFFFFFF
             )
-            ctx = MutationContext(db, profile, seed, update_share, insert_share, pools)
+            ctx = MutationContext(
+                db, profile, seed, update_share, insert_share, pools, change_profile
+            )
             counts.extend(_mutate_hospital(ctx))
             db.commit()
     return counts

@@ -1,0 +1,61 @@
+"""Batches spooled to a local Arrow IPC file before ONE append: memory bounded by the batch.
+
+A streamed extract only knows its row count and maximum watermark once the last batch has
+arrived, but the Delta commit that appends it must carry them (the audit row is recovered from
+that commit). So the batches go to a local file first, then to Delta in one `write_deltalake`
+from a RecordBatchReader over that file. Nothing reaches the table before that commit; a crash
+while staging leaves only the temporary folder behind, which the operating system cleans.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+STAGING_PREFIX = "rcm-staging-"
+
+
+class Staged:
+    """An append in the making: `add` frames of one schema, then read them back as a stream."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "batches.arrows"
+        self.rows = 0
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        table = frame.to_arrow()
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pa.ipc.new_stream(str(self.path), self._schema)
+        self._writer.write_table(table.cast(self._schema))
+        self.rows += frame.height
+
+    def reader(self) -> pa.RecordBatchReader:
+        """The staged rows, streamed back batch by batch (call once, after the last `add`)."""
+        if self._writer is None:
+            raise ValueError("nothing was staged")
+        self.close()
+        return pa.ipc.open_stream(pa.memory_map(str(self.path)))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+@contextmanager
+def staging() -> Iterator[Staged]:
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as folder:
+        staged = Staged(Path(folder))
+        try:
+            yield staged
+        finally:
+            staged.close()
