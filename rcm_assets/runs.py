@@ -96,15 +96,18 @@ def group_runs(
 
 
 def plan_runs(
-    defs: Definitions, partitions: Iterable[str] | None = None
+    defs: Definitions,
+    partitions: Iterable[str] | None = None,
+    layers: Iterable[str] | None = None,
 ) -> list[tuple[str | None, list[AssetKey]]]:
-    """The runs that materialize every asset (or every asset of `partitions`)."""
+    """The runs that materialize every asset (or those of `partitions`, of `layers`)."""
     graph = defs.resolve_asset_graph()
+    wanted = set(layers) if layers is not None else None
     return group_runs(
         (
             (key, graph.get(key).partitions_def)
             for key in graph.toposorted_asset_keys
-            if graph.get(key).is_materializable
+            if graph.get(key).is_materializable and (wanted is None or key.path[0] in wanted)
         ),
         partitions,
     )
@@ -148,13 +151,14 @@ def materialize_all(
     partitions: Iterable[str] | None = None,
     tags: dict[str, str] | None = None,
     console_log_level: str = "CRITICAL",
+    layers: Iterable[str] | None = None,
 ) -> list[Outcome]:
     """Run every asset partition; the console shows only `console_log_level` and above (the
     instance's event log, and so the UI, always gets everything)."""
     job = defs.resolve_implicit_global_asset_job_def()
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     outcomes: list[Outcome] = []
-    for partition, keys in plan_runs(defs, partitions):
+    for partition, keys in plan_runs(defs, partitions, layers):
         result = job.execute_in_process(
             instance=instance,
             partition_key=partition,

@@ -75,6 +75,36 @@ def test_rerun_on_unchanged_silver_gives_identical_rows(
         assert gold(sampled, table).drop("refreshed_at").equals(rows), table
 
 
+def test_a_run_without_source_changes_commits_no_silver_or_gold(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    from deltalake import DeltaTable
+
+    def versions() -> dict[str, int]:
+        return {
+            f"{layer}/{path.name}": DeltaTable(str(path)).version()
+            for layer in ("silver", "gold")
+            for path in sorted((sources.project.lake / layer).iterdir())
+        }
+
+    run_all(instance)
+    before = versions()
+
+    outcomes = run_all(instance)
+
+    assert versions() == before
+    gold_outcomes = [o for o in outcomes if o.asset.startswith("gold/")]
+    assert gold_outcomes and all(o.status == "materialized" for o in gold_outcomes), [
+        o for o in outcomes if o.status != "materialized"
+    ]
+    sources.mutate(seed=3)
+    run_all(instance)
+    after = versions()
+    changed = {name for name in after if after[name] != before[name]}
+    assert {"silver/transactions", "gold/fact_transactions", "gold/kpi_monthly"} <= changed
+    assert "gold/dim_cpt_code" not in changed  # its silver table did not change
+
+
 def test_kpi_marts_show_the_latest_month_in_the_ui(
     sampled: Project, instance: DagsterInstance
 ) -> None:

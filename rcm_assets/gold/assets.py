@@ -1,11 +1,13 @@
 """Gold assets: one factory for every table of metadata/gold_tables.csv.
 
-Gold tables are rebuilt whole from silver on each run (they are small next to silver, and a
-rebuild can never drift), written in one overwrite commit. Referential integrity is checked
-inside the asset, after its dimensions (declared as deps) are built; freshness is a Dagster
-FreshnessPolicy with the hours in metadata.
+Gold tables are rebuilt whole from silver (a rebuild can never drift), written in one overwrite
+commit that records the Delta versions of everything it read; a run whose inputs still are at
+those versions writes nothing, so a run where no source changed commits no gold. Referential
+integrity is checked inside the asset, after its dimensions (declared as deps) are built;
+freshness is a Dagster FreshnessPolicy with the hours in metadata.
 """
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -44,6 +46,7 @@ KPI_MARTS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
     "kpi_provider_department": kpis.provider_department,
 }
 FACT = "fact_transactions"
+INPUT_VERSIONS = "input_versions"  # commit metadata: the versions a build read
 
 
 def _silver(lake: LakeAddresses, table: str) -> pl.LazyFrame:
@@ -74,7 +77,7 @@ def build_frame(table: GoldTable, metadata: Metadata, lake: LakeAddresses) -> pl
     return KPI_MARTS[table.table](_gold(lake, FACT)).collect()
 
 
-def _write(uri: str, frame: pl.DataFrame, run_id: str, options: dict | None) -> None:
+def _write(uri: str, frame: pl.DataFrame, run_id: str, inputs: str, options: dict | None) -> None:
     frame.write_delta(
         uri,
         mode="overwrite",
@@ -82,10 +85,33 @@ def _write(uri: str, frame: pl.DataFrame, run_id: str, options: dict | None) -> 
         delta_write_options={
             "schema_mode": "overwrite",
             "commit_properties": delta.commit_properties(
-                {"operation": "rebuild", "run_id": run_id}
+                {"operation": "rebuild", "run_id": run_id, INPUT_VERSIONS: inputs}
             ),
         },
     )
+
+
+def input_versions(lake: LakeAddresses, deps: list[AssetKey]) -> str:
+    """The Delta versions of the tables a gold table is built from, as recorded in its commit."""
+    uris = {
+        key.to_user_string(): (lake.silver if key.path[0] == "silver" else lake.gold)(key.path[-1])
+        for key in deps
+    }
+    versions = {
+        name: delta.version(uri, lake.storage_options)
+        if delta.exists(uri, lake.storage_options)
+        else -1
+        for name, uri in sorted(uris.items())
+    }
+    return json.dumps(versions, sort_keys=True)
+
+
+def built_from(lake: LakeAddresses, table: str) -> str | None:
+    """The input versions the table's last build recorded; None before the first build."""
+    uri = lake.gold(table)
+    if not delta.exists(uri, lake.storage_options):
+        return None
+    return delta.commits(uri, lake.storage_options)[0]["rcm"].get(INPUT_VERSIONS)
 
 
 def orphans(
@@ -198,16 +224,23 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
         started, tables = time.monotonic(), lake.addresses
 
         def rebuild() -> pl.DataFrame:
+            inputs = input_versions(tables, deps)
+            if inputs == built_from(tables, table.table):  # nothing it reads has changed
+                return delta.scan(tables.gold(table.table), tables.storage_options).collect()
             frame = build_frame(table, metadata, tables).with_columns(
                 pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
             )
-            _write(tables.gold(table.table), frame, context.run.run_id, tables.storage_options)
+            uri = tables.gold(table.table)
+            _write(uri, frame, context.run.run_id, inputs, tables.storage_options)
             return frame
 
         # A concurrent rebuild that committed first may have read newer silver: read it again.
+        version_before = built_from(tables, table.table)
         frame = delta.retry_on_conflict(rebuild, f"gold/{table.table}", context.log)
         metadata_out: dict[str, object] = {
             "dagster/row_count": frame.height,
+            "rebuilt": built_from(tables, table.table) != version_before,
+            "built_from": MetadataValue.json(json.loads(built_from(tables, table.table) or "{}")),
             "duration_seconds": round(time.monotonic() - started, 3),
         }
         if table.kind == "kpi":

@@ -10,14 +10,16 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
-import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from rcm_assets.errors import RcmError
+
+if TYPE_CHECKING:  # pyarrow imports numpy: not at definitions load
+    import pyarrow as pa
 
 COMMIT_PREFIX = "rcm."
 CONFLICT_ATTEMPTS = 4
@@ -118,6 +120,10 @@ def overwrite_where(
             "commit_properties": commit_properties(commit_metadata),
         },
     )
+    return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
+
+
+def version(uri: str, storage_options: Mapping[str, str] | None = None) -> int:
     return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
 
 

@@ -26,13 +26,15 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 import polars as pl
+import polars_hash  # noqa: F401  (registers the `nchash` expression namespace)
 from deltalake import DeltaTable
 
 from rcm_assets.lake import delta
 from rcm_assets.lake import predicates as P
 
 DATASOURCE = "datasource"
-SCD2_COLUMNS = ("is_current", "valid_from", "valid_to", "inserted_at", "modified_at")
+ROW_HASH = "row_hash"
+SCD2_COLUMNS = ("is_current", "valid_from", "valid_to", "inserted_at", "modified_at", ROW_HASH)
 TIMESTAMP = pl.Datetime("us", "UTC")
 
 # Helper columns (staged merge source, change detection) start with "__", which batch columns
@@ -116,16 +118,16 @@ def scd2_merge(
     latest = _latest_per_key(batch, key, order_by)
     options = dict(storage_options or {})
     if not delta.exists(uri, options):
-        return _create(uri, latest, loaded_at, metadata, options)
+        return _create(uri, latest.with_columns(row_hash(compare)), loaded_at, metadata, options)
 
     table = DeltaTable(uri, storage_options=options)
     # Scanning the DeltaTable object pins the snapshot the merge later commits against, so a
     # concurrent writer surfaces as a commit conflict rather than as a stale change set.
     target_schema = pl.scan_delta(table).collect_schema()
-    latest = _cast_to(latest, target_schema)
+    latest = _cast_to(latest, target_schema).with_columns(row_hash(compare))
     current = _current_versions(table, key, datasource, compare, latest.schema)
     _check_time_moves_forward(current, loaded_at, datasource)
-    plan = _plan(latest, current, key, compare, retire_absent)
+    plan = _plan(latest, current, key, retire_absent)
     if plan.is_empty:
         return plan.stats(version=None)
 
@@ -140,6 +142,25 @@ def scd2_merge(
         metadata={**metadata, **_counts(plan.stats(version=None))},
     )
     return plan.stats(version=table.version())
+
+
+def row_hash(compare: Iterable[str]) -> pl.Expr:
+    """A stable 64-bit hash of the `compare` values, so change detection reads key + hash only.
+
+    xxh3 (polars-hash: the same value on every Polars version) over `{"name":value}` of the
+    non-NULL columns, in name order. A NULL column adds nothing, so a column added to the table
+    (NULL in the stored versions) changes no hash until it holds a value, as a NULL-safe
+    comparison of the columns themselves would decide.
+    """
+    parts = [
+        # `{"name":value}` as JSON: one canonical text for every type, lists included
+        pl.when(pl.col(name).is_not_null())
+        .then(pl.struct(name).struct.json_encode())
+        .otherwise(pl.lit(""))
+        for name in sorted(compare)
+    ]
+    text = pl.concat_str(parts) if parts else pl.lit("")
+    return text.nchash.xxh3_64().reinterpret(signed=True).alias(ROW_HASH)
 
 
 def consumed_load_ids(
@@ -261,19 +282,25 @@ def _cast_to(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
 def _current_versions(
     table: DeltaTable, key: str, datasource: str, compare: list[str], batch_schema: pl.Schema
 ) -> pl.DataFrame:
-    """Key, `compare` columns and `valid_from` of the datasource's current rows.
+    """Key, row hash and `valid_from` of the datasource's current rows.
 
-    A compare column the table lacks yet reads as NULL, so a value in the batch is a change.
+    Only the key and the stored hash are read; versions written before the table had a
+    `row_hash` get theirs from their `compare` columns (one that the table lacks reads as NULL).
     """
     scan = pl.scan_delta(table)
     stored = scan.collect_schema()
+    current = scan.filter(pl.col(DATASOURCE) == datasource, pl.col("is_current"))
+    if ROW_HASH in stored:
+        hashed = current.select(pl.col(key), pl.col(ROW_HASH), pl.col("valid_from")).collect()
+        if not hashed.get_column(ROW_HASH).null_count():
+            return hashed
     columns = [
         pl.col(name) if name in stored else pl.lit(None, dtype=batch_schema[name]).alias(name)
         for name in compare
     ]
     return (
-        scan.filter(pl.col(DATASOURCE) == datasource, pl.col("is_current"))
-        .select(pl.col(key), *columns, pl.col("valid_from"))
+        current.select(pl.col(key), *columns, pl.col("valid_from"))
+        .select(pl.col(key), row_hash(compare), pl.col("valid_from"))
         .collect()
     )
 
@@ -287,19 +314,11 @@ def _check_time_moves_forward(current: pl.DataFrame, loaded_at: datetime, dataso
         )
 
 
-def _plan(
-    latest: pl.DataFrame,
-    current: pl.DataFrame,
-    key: str,
-    compare: list[str],
-    retire_absent: bool,
-) -> _Plan:
+def _plan(latest: pl.DataFrame, current: pl.DataFrame, key: str, retire_absent: bool) -> _Plan:
     stored = current.drop("valid_from").with_columns(pl.lit(True).alias(_IN_TABLE))
     joined = latest.join(stored, on=key, how="left", suffix=_CURRENT)
     in_table = pl.col(_IN_TABLE).fill_null(False)
-    differs = pl.any_horizontal(
-        pl.col(name).ne_missing(pl.col(f"{name}{_CURRENT}")) for name in compare
-    )
+    differs = pl.col(ROW_HASH).ne_missing(pl.col(f"{ROW_HASH}{_CURRENT}"))
     joined = joined.with_columns((in_table & differs).alias(_CHANGED), (~in_table).alias(_NEW))
     retired = (
         current.join(latest, on=key, how="anti").get_column(key)

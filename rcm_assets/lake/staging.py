@@ -13,9 +13,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
-import pyarrow as pa
+
+if TYPE_CHECKING:  # pyarrow imports numpy: imported when a load stages, not at definitions load
+    import pyarrow as pa
 
 STAGING_PREFIX = "rcm-staging-"
 
@@ -30,6 +33,8 @@ class Staged:
         self._schema: pa.Schema | None = None
 
     def add(self, frame: pl.DataFrame) -> None:
+        import pyarrow as pa
+
         if frame.is_empty():
             return
         table = frame.to_arrow()
@@ -41,6 +46,8 @@ class Staged:
 
     def reader(self) -> pa.RecordBatchReader:
         """The staged rows, streamed back batch by batch (call once, after the last `add`)."""
+        import pyarrow as pa
+
         if self._writer is None:
             raise ValueError("nothing was staged")
         self.close()

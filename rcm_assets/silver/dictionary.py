@@ -29,6 +29,11 @@ SCD2 = [
     ("valid_to", "timestamp (UTC)", "When this version was replaced; empty while current"),
     ("inserted_at", "timestamp (UTC)", "When this version was written"),
     ("modified_at", "timestamp (UTC)", "When this version was last changed (closed)"),
+    (
+        "row_hash",
+        "bigint",
+        "Stable hash (xxh3) of the version's attributes: change detection reads key + hash only",
+    ),
 ]
 FULL = [
     ("is_current", "boolean", "Always true: the table holds each datasource's latest snapshot"),
