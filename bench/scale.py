@@ -4,7 +4,8 @@
 
 For each scale both sample hospitals are generated (`rcm generate --scale N`), then every layer
 is materialized through Dagster (`rcm_assets.runs.materialize_all`, in process, as `rcm run`
-does), one layer per child process, so each figure is that layer's own: rows written, wall
+does), one layer per child process, so each figure is that layer's own: rows written (bronze
+rows appended, silver versions inserted/closed/replaced, gold rows rebuilt), wall
 time, CPU time (user + system of the child and its threads) and peak RSS (the child's
 VmHWM; runs are in process, so it is the whole process tree). Then the same after a
 1 % `recent` change batch, a 1 % `uniform` batch and with no change at all, with each
@@ -42,7 +43,7 @@ def _child(layer: str) -> None:
         for line in Path("/proc/self/status").read_text().splitlines()
         if line.startswith("VmHWM:")
     )
-    rows = sum(o.rows or 0 for o in outcomes)
+    rows = sum(o.written or 0 for o in outcomes)
     print(json.dumps({"rows": rows, "failed": len(failed), "rss": peak}))
 
 

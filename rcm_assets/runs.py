@@ -68,6 +68,20 @@ class Outcome:
     rows: int | None = None
     seconds: float | None = None
     message: str = ""
+    written: int | None = None  # rows this materialization wrote (0: nothing changed)
+
+
+# Metadata that counts what a materialization wrote: bronze loads, silver merges and replaces.
+WRITTEN_COUNTS = ("rows_loaded", "inserted", "closed", "retired", "replaced")
+
+
+def rows_written(metadata: dict) -> int | None:
+    counts = [metadata[name].value for name in WRITTEN_COUNTS if name in metadata]
+    if counts:
+        return int(sum(counts))
+    if "rebuilt" in metadata:  # gold: the whole table, or nothing when its inputs were unchanged
+        return metadata["dagster/row_count"].value if metadata["rebuilt"].value else 0
+    return None
 
 
 def group_runs(
@@ -127,6 +141,7 @@ def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Out
                 status="materialized",
                 rows=rows.value if rows else None,
                 seconds=seconds.value if seconds else None,
+                written=rows_written(metadata),
             )
         )
     for event in result.all_events:
