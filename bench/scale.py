@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/scale.py [--scales 1 10 100] [--keep DIR]
 
-For each scale both sample hospitals are generated (`rcm generate --scale N`), then every layer
-is materialized through Dagster (`rcm_assets.runs.materialize_all`, in process, as `rcm run`
-does), one layer per child process, so each figure is that layer's own: rows written (bronze
-rows appended, silver versions inserted/closed/replaced, gold rows rebuilt), wall
-time, CPU time (user + system of the child and its threads) and peak RSS (the child's
-VmHWM; runs are in process, so it is the whole process tree). Then the same after a
-1 % `recent` change batch, a 1 % `uniform` batch and with no change at all, with each
-scenario's CPU as a share of the full run's.
+For each scale both sample hospitals are generated (`rcm generate --scale N`), then one child
+process materializes the layers in turn through Dagster (`rcm_assets.runs.materialize_all`, in
+process, as `rcm run` does) and reports each layer: rows written (bronze rows appended, silver
+versions inserted/closed/replaced, gold rows rebuilt), wall time, CPU time (user + system of
+all its threads) and peak RSS (VmHWM, reset before each layer). The `process` row is the whole
+child, start-up and definitions load included. Then the same after a 1 % `recent` change
+batch, a 1 % `uniform` batch and with no change at all, with each scenario's CPU as a share of
+the full run's.
 """
 
 from __future__ import annotations
@@ -28,46 +28,54 @@ LAYERS = ("bronze", "silver", "gold", "audit")
 SCENARIOS = ("full", "recent 1%", "uniform 1%", "no-op")
 
 
-def _child(layer: str) -> None:
-    """Materialize one layer's assets (every partition) and print the rows written as JSON."""
+def _peak_mib() -> float:
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def _child() -> None:
+    """Materialize the layers in turn in this one process, as `rcm run` does; print each
+    layer's rows written, wall and CPU seconds and peak RSS as JSON lines."""
     from dagster import DagsterInstance
 
     from rcm_assets.runs import load_definitions, materialize_all
 
     defs = load_definitions()
     with DagsterInstance.ephemeral() as instance:
-        outcomes = materialize_all(defs, instance, layers=[layer])
-    failed = [o for o in outcomes if o.status != "materialized"]
-    peak = next(
-        int(line.split()[1]) / 1024
-        for line in Path("/proc/self/status").read_text().splitlines()
-        if line.startswith("VmHWM:")
-    )
-    rows = sum(o.written or 0 for o in outcomes)
-    print(json.dumps({"rows": rows, "failed": len(failed), "rss": peak}))
+        for layer in LAYERS:
+            Path("/proc/self/clear_refs").write_text("5")  # restart the peak RSS count
+            started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+            outcomes = materialize_all(defs, instance, layers=[layer])
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            figures = {
+                "layer": layer,
+                "rows": sum(o.written or 0 for o in outcomes),
+                "failed": sum(o.status != "materialized" for o in outcomes),
+                "wall": time.perf_counter() - started,
+                "cpu": used.ru_utime - cpu.ru_utime + used.ru_stime - cpu.ru_stime,
+                "rss": _peak_mib(),
+            }
+            print(json.dumps(figures), flush=True)
 
 
-def _measure(home: Path, layer: str) -> dict[str, float]:
+def _measure(home: Path) -> tuple[list[dict], dict]:
+    """Each layer's figures, and the whole process's (start-up and definitions load included)."""
     env = {**os.environ, "RCM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, __file__, "--child", layer],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    reported = json.loads(result.stdout.strip().splitlines()[-1])
-    return {
-        "rows": reported["rows"],
-        "failed": reported["failed"],
+    layers = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    total = {
+        "rows": sum(layer["rows"] for layer in layers),
         "wall": wall,
-        "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        "rss": reported["rss"],
+        "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        "rss": after.ru_maxrss / 1024,
     }
+    return layers, total
 
 
 def _rcm(home: Path, *args: str) -> None:
@@ -93,10 +101,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1, 10, 100])
     parser.add_argument("--keep", type=Path, help="keep each scale's RCM_HOME under this folder")
-    parser.add_argument("--child", choices=LAYERS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child)
+        _child()
         return
     print(
         f"{'scale':>6} {'scenario':<11} {'layer':<7} {'rows':>12} {'wall s':>8} {'cpu s':>8} "
@@ -110,24 +118,19 @@ def main() -> None:
         for index, scenario in enumerate(SCENARIOS):
             if scenario.startswith(("recent", "uniform")):
                 _mutate(home, scenario.split()[0], seed=100 + index)
-            totals = {"rows": 0, "wall": 0.0, "cpu": 0.0, "rss": 0.0}
-            for layer in LAYERS:
-                figures = _measure(home, layer)
+            layers, total = _measure(home)
+            for figures in layers:
                 if figures["failed"]:
-                    print(f"  {layer}: {figures['failed']} asset partition(s) failed")
-                for name in ("rows", "wall", "cpu"):
-                    totals[name] += figures[name]
-                totals["rss"] = max(totals["rss"], figures["rss"])
+                    print(f"  {figures['layer']}: {figures['failed']} asset partition(s) failed")
                 print(
-                    f"{scale:>6g} {scenario:<11} {layer:<7} {figures['rows']:>12,} "
+                    f"{scale:>6g} {scenario:<11} {figures['layer']:<7} {figures['rows']:>12,} "
                     f"{figures['wall']:>8.1f} {figures['cpu']:>8.1f} {figures['rss']:>9.0f}"
                 )
-            if scenario == "full":
-                full_cpu = totals["cpu"]
+            full_cpu = total["cpu"] if scenario == "full" else full_cpu
             print(
-                f"{scale:>6g} {scenario:<11} {'all':<7} {totals['rows']:>12,} "
-                f"{totals['wall']:>8.1f} {totals['cpu']:>8.1f} {totals['rss']:>9.0f} "
-                f"{totals['cpu'] / full_cpu:>8.2f}"
+                f"{scale:>6g} {scenario:<11} {'process':<7} {total['rows']:>12,} "
+                f"{total['wall']:>8.1f} {total['cpu']:>8.1f} {total['rss']:>9.0f} "
+                f"{total['cpu'] / full_cpu:>8.2f}"
             )
 
 

@@ -13,12 +13,12 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    AutomationCondition,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
+from rcm_assets.automation.conditions import on_new_data
 from rcm_assets.lake import delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
 from rcm_assets.lake.inventory import table_info
@@ -109,7 +109,7 @@ def build_audit_asset(spec: AuditSpec) -> AssetsDefinition:
         group_name="audit",
         deps=spec.deps,
         kinds={"delta"},
-        automation_condition=AutomationCondition.eager() if spec.deps else None,
+        automation_condition=on_new_data() if spec.deps else None,
         description=f"{spec.description} `lake/audit/{spec.table.value}`.",
     )
     def _audit(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:

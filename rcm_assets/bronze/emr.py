@@ -21,7 +21,7 @@ from dagster import (
     asset,
 )
 
-from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord
+from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord, data_version
 from rcm_assets.bronze.watermark import (
     LINEAGE_COLUMNS,
     HighWatermark,
@@ -162,7 +162,8 @@ def build_emr_bronze_asset(
             load = load_emr_table(config, source, lake.addresses, context.run.run_id, context.log)
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
-        return MaterializeResult(metadata=load.asset_metadata())
+        version = data_version(lake.addresses, load.bronze_uri, config.datasource)
+        return MaterializeResult(metadata=load.asset_metadata(), data_version=version)
 
     return _bronze
 

@@ -22,6 +22,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
+    DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -31,7 +32,7 @@ from dagster import (
 from pydantic import Field
 
 from rcm_assets.bronze.landing_csv import FileRejected, parse_landing_csv
-from rcm_assets.bronze.load_record import LoadAttempt
+from rcm_assets.bronze.load_record import LoadAttempt, data_version
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import audit, delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
@@ -223,7 +224,9 @@ def files_to_ingest(
     return chosen
 
 
-def _results(outcomes: list[FileOutcome], table_rows: int, seconds: float) -> MaterializeResult:
+def _results(
+    outcomes: list[FileOutcome], table_rows: int, seconds: float, version: DataVersion
+) -> MaterializeResult:
     rejected_files = [o for o in outcomes if o.status == "rejected"]
     rejected_rows = sum(o.rejected_rows for o in outcomes)
     summary = "\n".join(
@@ -231,6 +234,7 @@ def _results(outcomes: list[FileOutcome], table_rows: int, seconds: float) -> Ma
         for o in outcomes
     )
     return MaterializeResult(
+        data_version=version,
         metadata={
             "dagster/row_count": table_rows,
             "rows_loaded": sum(o.rows for o in outcomes),
@@ -325,7 +329,9 @@ def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> Asset
             lake.storage_options,
             pl.col("datasource") == datasource if datasource else None,
         )
-        return _results(outcomes, rows, time.monotonic() - started)
+        uri = lake.addresses.bronze(table.table)
+        version = data_version(lake.addresses, uri, datasource or "landing")
+        return _results(outcomes, rows, time.monotonic() - started, version)
 
     return _landing
 

@@ -17,11 +17,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import polars as pl
-from dagster import MetadataValue
+from dagster import DataVersion, MetadataValue
 
 from rcm_assets.lake import audit, delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
 from rcm_assets.lake.staging import Staged
+
+
+def data_version(lake: LakeAddresses, bronze_uri: str, datasource: str) -> DataVersion:
+    """The newest load a bronze partition holds: unchanged by a load that appended nothing, so
+    Dagster's automation sets off nothing below it (`automation.conditions.on_new_data`)."""
+    return DataVersion(delta.last_load_id(bronze_uri, datasource, lake.storage_options) or "empty")
 
 
 def new_load_id(now: datetime) -> str:

@@ -31,7 +31,7 @@ from dagster import (
     asset,
 )
 
-from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord
+from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord, data_version
 from rcm_assets.bronze.reference_frames import (
     cms_order_records,
     icd_codes_from_cms,
@@ -370,6 +370,7 @@ def build_npi_extract_asset(metadata: Metadata) -> AssetsDefinition:
         invalid = int(load.details.get("npis_invalid_check_digit", 0))
         return MaterializeResult(
             metadata=load.asset_metadata(),
+            data_version=data_version(lake.addresses, load.bronze_uri, load.datasource),
             check_results=[
                 AssetCheckResult(
                     check_name="npi_check_digits",
@@ -412,7 +413,8 @@ def build_icd_codes_asset(metadata: Metadata) -> AssetsDefinition:
             )
         except RcmError as error:
             raise _failure(error) from None
-        return MaterializeResult(metadata=load.asset_metadata())
+        version = data_version(lake.addresses, load.bronze_uri, load.datasource)
+        return MaterializeResult(metadata=load.asset_metadata(), data_version=version)
 
     return _icd_codes
 

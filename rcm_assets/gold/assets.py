@@ -18,7 +18,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    AutomationCondition,
+    DataVersion,
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
@@ -29,6 +29,7 @@ from dagster import (
 )
 
 from rcm_assets.asset_checks import check_result
+from rcm_assets.automation.conditions import on_new_data
 from rcm_assets.gold import kpis
 from rcm_assets.gold.dims import dimension
 from rcm_assets.gold.facts import fact_transactions
@@ -199,7 +200,7 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
         pool=f"delta:gold/{table.table}",
         deps=deps,
         kinds={"polars", "delta"},
-        automation_condition=AutomationCondition.eager(),
+        automation_condition=on_new_data(),
         metadata={"dagster/column_schema": schema}
         if (schema := dimension_schema(table, metadata))
         else {},
@@ -237,6 +238,7 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
         # A concurrent rebuild that committed first may have read newer silver: read it again.
         version_before = built_from(tables, table.table)
         frame = delta.retry_on_conflict(rebuild, f"gold/{table.table}", context.log)
+        version = DataVersion(str(delta.version(tables.gold(table.table), tables.storage_options)))
         metadata_out: dict[str, object] = {
             "dagster/row_count": frame.height,
             "rebuilt": built_from(tables, table.table) != version_before,
@@ -248,11 +250,12 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
             metadata_out["latest_month"] = MetadataValue.md(latest_month_markdown(values))
             metadata_out["plot_data"] = plot_table(values)
         if not references:
-            return MaterializeResult(metadata=metadata_out)
+            return MaterializeResult(metadata=metadata_out, data_version=version)
         measured = orphans(frame, table, metadata, tables)
         metadata_out["orphan_rows"] = int(measured.get_column("rows_failed").sum())
         return MaterializeResult(
             metadata=metadata_out,
+            data_version=version,
             check_results=[
                 check_result("orphan_rate", threshold, measured, "referential_integrity")
             ],

@@ -167,3 +167,20 @@ def commits(uri: str, storage_options: Mapping[str, str] | None = None) -> list[
         }
         for entry in history
     ]
+
+
+def last_load_id(
+    uri: str, datasource: str, storage_options: Mapping[str, str] | None = None
+) -> str | None:
+    """The load id of the newest `load` commit of `datasource`; None before its first load."""
+    if not exists(uri, storage_options):
+        return None
+    return next(
+        (
+            commit["rcm"]["load_id"]
+            for commit in commits(uri, storage_options)
+            if commit["rcm"].get("operation") == "load"
+            and commit["rcm"].get("datasource") == datasource
+        ),
+        None,
+    )

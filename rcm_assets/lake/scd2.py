@@ -21,7 +21,7 @@ cast to them, failing loudly when they cannot be).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
@@ -31,6 +31,7 @@ from deltalake import DeltaTable
 
 from rcm_assets.lake import delta
 from rcm_assets.lake import predicates as P
+from rcm_assets.lake.staging import staging
 
 DATASOURCE = "datasource"
 ROW_HASH = "row_hash"
@@ -142,6 +143,80 @@ def scd2_merge(
         metadata={**metadata, **_counts(plan.stats(version=None))},
     )
     return plan.stats(version=table.version())
+
+
+def has_current_rows(
+    uri: str, datasource: str, storage_options: Mapping[str, str] | None = None
+) -> bool:
+    """Whether the datasource has any current version in the table (reads two columns)."""
+    if not delta.exists(uri, storage_options):
+        return False
+    current = delta.scan(uri, storage_options).filter(
+        pl.col(DATASOURCE) == datasource, pl.col("is_current")
+    )
+    return bool(current.select(pl.len()).collect().item())
+
+
+def first_load_batches(
+    batch: pl.LazyFrame, *, key: str, order_by: list[str], chunk_rows: int
+) -> Iterator[pl.DataFrame]:
+    """A datasource's first batch in chunks, one row per key, as `scd2_merge` would keep them.
+
+    Only the keys are held to find the repeated ones (usually none); the rows of unique keys
+    stream through in chunks, then the repeated keys' last rows (by `order_by`, whole row as
+    tie-break) follow in one small frame.
+    """
+    repeated = (
+        batch.group_by(key).len().filter(pl.col("len") > 1).select(key).collect(engine="streaming")
+    )
+    unique = batch.filter(~pl.col(key).is_in(repeated.get_column(key).implode()))
+    yield from unique.collect_batches(chunk_size=chunk_rows, engine="streaming")
+    if repeated.height:
+        rows = batch.filter(pl.col(key).is_in(repeated.get_column(key).implode())).collect()
+        yield _latest_per_key(rows, key, order_by)
+
+
+def scd2_append_first_load(
+    uri: str,
+    batches: Iterable[pl.DataFrame],
+    *,
+    key: str,
+    datasource: str,
+    compare: list[str],
+    loaded_at: datetime,
+    commit_metadata: Mapping[str, object],
+    storage_options: Mapping[str, str] | None = None,
+) -> MergeStats:
+    """The first load of a datasource (no current version yet): every key is new, so its
+    versions are appended in one commit, streamed, instead of merged. Same rows, same commit
+    metadata as `scd2_merge` would write; `batches` hold each key once (`first_load_batches`).
+
+    A concurrent first load of the same datasource is the one case this does not guard (an
+    append never conflicts); the silver table's single-writer pool rules it out.
+    """
+    metadata = _merge_metadata(commit_metadata, datasource)
+    options = dict(storage_options or {})
+    target = (
+        pl.scan_delta(uri, storage_options=options).collect_schema()
+        if delta.exists(uri, options)
+        else None
+    )
+    with staging() as staged:
+        for batch in batches:
+            _check_batch(batch, key, datasource, [*compare], loaded_at)
+            typed = _cast_to(batch, target) if target is not None else batch
+            staged.add(_with_scd2_columns(typed.with_columns(row_hash(compare)), loaded_at))
+        stats = MergeStats(inserted=staged.rows, closed=0, retired=0, unchanged=0, version=None)
+        if not staged.rows:
+            return stats
+        version = delta.append(
+            uri,
+            staged.reader(),
+            {**metadata, **_counts(stats)},
+            options,
+            partition_by=[DATASOURCE],
+        )
+    return replace(stats, version=version)
 
 
 def row_hash(compare: Iterable[str]) -> pl.Expr:

@@ -20,7 +20,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    AutomationCondition,
+    DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -31,11 +31,20 @@ from dagster import (
 )
 
 from rcm_assets.asset_checks import check_result
+from rcm_assets.automation.conditions import on_new_data
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
 from rcm_assets.lake.predicates import column_equals
-from rcm_assets.lake.scd2 import ROW_HASH, consumed_load_ids, row_hash, scd2_merge
+from rcm_assets.lake.scd2 import (
+    ROW_HASH,
+    consumed_load_ids,
+    first_load_batches,
+    has_current_rows,
+    row_hash,
+    scd2_append_first_load,
+    scd2_merge,
+)
 from rcm_assets.metadata import Metadata, SilverKind, SilverTable
 from rcm_assets.quality.contracts import validate_contract
 from rcm_assets.quality.measures import (
@@ -50,6 +59,8 @@ from rcm_assets.quality.measures import (
 from rcm_assets.quality.rules import rules_markdown
 from rcm_assets.resources import LakeResource
 from rcm_assets.silver.cdm import LINEAGE, silver_batch
+
+CHUNK_ROWS = 250_000  # rows a first load holds at a time: memory follows this, not the table
 
 
 @dataclass
@@ -115,25 +126,32 @@ def _merge_slice(
     pending = _pending_loads(scan, consumed, table.kind)
     if not pending:
         return []
-    batch = silver_batch(scan.filter(pl.col("load_id").is_in(pending)), table, metadata, datasource)
-    batch = validate_contract(batch.collect(), table, metadata)
+    lazy = silver_batch(scan.filter(pl.col("load_id").is_in(pending)), table, metadata, datasource)
     loaded_at = datetime.now(UTC)
     if table.kind is SilverKind.FULL:
+        batch = validate_contract(lazy.collect(), table, metadata)
         build.replaced += _replace(target, batch, datasource, pending, loaded_at, run_id, options)
         return pending
-    stats = scd2_merge(
-        target,
-        batch,
-        key=table.key,
-        datasource=datasource,
+    scd2 = {
+        "key": table.key,
+        "datasource": datasource,
         # A newer source modification time is a change too: every source update is a version.
-        compare=[c.column for c in metadata.columns_of(table.table) if c.column != table.key],
-        order_by=[name for name in (table.order_by, "load_id") if name],
-        loaded_at=loaded_at,
-        commit_metadata={"consumed_load_ids": pending, "run_id": run_id},
-        retire_absent=table.retire_absent,
-        storage_options=options,
-    )
+        "compare": [c.column for c in metadata.columns_of(table.table) if c.column != table.key],
+        "loaded_at": loaded_at,
+        "commit_metadata": {"consumed_load_ids": pending, "run_id": run_id},
+        "storage_options": options,
+    }
+    order_by = [name for name in (table.order_by, "load_id") if name]
+    if not has_current_rows(target, datasource, options):
+        # The first load of a hospital is the whole table: streamed in chunks, not merged.
+        chunks = first_load_batches(lazy, key=table.key, order_by=order_by, chunk_rows=CHUNK_ROWS)
+        checked = (validate_contract(chunk, table, metadata) for chunk in chunks)
+        stats = scd2_append_first_load(target, checked, **scd2)
+    else:
+        batch = validate_contract(lazy.collect(), table, metadata)
+        stats = scd2_merge(
+            target, batch, order_by=order_by, retire_absent=table.retire_absent, **scd2
+        )
     build.inserted += stats.inserted
     build.closed += stats.closed
     build.unchanged += stats.unchanged
@@ -186,12 +204,16 @@ def _same_rows(uri: str, batch: pl.DataFrame, datasource: str, options: dict | N
     return stored_hashes.equals(batch_hashes)
 
 
-def current_rows(lake: LakeAddresses, table: str, schema: dict | None = None) -> pl.DataFrame:
-    """The table's current rows; empty (with `schema`) while the table does not exist."""
+def current_rows(lake: LakeAddresses, table: str, schema: dict) -> pl.DataFrame:
+    """The `schema` columns of the table's current rows (empty while it does not exist).
+
+    Only those columns are read: a check needs a few of a large table's columns, never all.
+    """
     uri = lake.silver(table)
     if not delta.exists(uri, lake.storage_options):
         return pl.DataFrame(schema=schema)
-    return delta.scan(uri, lake.storage_options).filter(pl.col("is_current")).collect()
+    current = delta.scan(uri, lake.storage_options).filter(pl.col("is_current"))
+    return current.select(list(schema)).collect()
 
 
 def record_measures(lake: LakeAddresses, measures: pl.DataFrame, table: str, run_id: str) -> None:
@@ -228,7 +250,7 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
         pool=f"delta:silver/{table.table}",  # one writer per table (deploy/dagster.yaml)
         deps=[AssetKey(["bronze", table.source])],
         kinds={"polars", "delta"},
-        automation_condition=AutomationCondition.eager(),
+        automation_condition=on_new_data(),
         description=f"{table.description}. Key `{table.key}`; "
         + ("SCD type 2." if table.kind is SilverKind.SCD2 else "full refresh per datasource."),
         metadata={
@@ -260,7 +282,10 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
         current = current_rows(tables, table.table, {table.key: pl.String, **CURRENT_SCHEMA})
         measures = pl.concat([quarantine_measures(current), duplicate_measures(current, table.key)])
         record_measures(tables, measures, table.table, context.run.run_id)
+        target, options = tables.silver(table.table), tables.storage_options
+        version = delta.version(target, options) if delta.exists(target, options) else -1
         return MaterializeResult(
+            data_version=DataVersion(str(version)),
             metadata={
                 "dagster/row_count": current.height,
                 "inserted": build.inserted,
@@ -305,7 +330,9 @@ def build_referential_checks(table: SilverTable, metadata: Metadata) -> list:
     )
     def _referential(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
         tables = lake.addresses
-        child = current_rows(tables, table.table, CURRENT_SCHEMA)
+        child = current_rows(
+            tables, table.table, {**CURRENT_SCHEMA, **{c.column: pl.String for c in references}}
+        )
         measures = pl.DataFrame(schema=MEASURES_SCHEMA)
         for column in references:
             parent_key = metadata.silver_tables[column.references].key
