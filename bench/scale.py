@@ -7,9 +7,9 @@ process materializes the layers in turn through Dagster (`rcm_assets.runs.materi
 process, as `rcm run` does) and reports each layer: rows written (bronze rows appended, silver
 versions inserted/closed/replaced, gold rows rebuilt), wall time, CPU time (user + system of
 all its threads) and peak RSS (VmHWM, reset before each layer). The `process` row is the whole
-child, start-up and definitions load included. Then the same after a 1 % `recent` change
-batch, a 1 % `uniform` batch and with no change at all, with each scenario's CPU as a share of
-the full run's.
+child, start-up and definitions load included (its peak RSS is the largest layer's). Then the
+same after a 1 % `recent` change batch, a 1 % `uniform` batch and with no change at all, with
+each scenario's CPU as a share of the full run's.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def _measure(home: Path) -> tuple[list[dict], dict]:
         "rows": sum(layer["rows"] for layer in layers),
         "wall": wall,
         "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
-        "rss": after.ru_maxrss / 1024,
+        # the layers' peaks: resetting VmHWM resets the kernel's ru_maxrss for the child too
+        "rss": max((layer["rss"] for layer in layers), default=0.0),
     }
     return layers, total
 

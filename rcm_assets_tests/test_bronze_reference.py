@@ -213,7 +213,7 @@ def test_three_changed_icd_descriptions_are_versioned_in_silver(
 
     from rcm_assets.gold.assets import build_frame
 
-    gold = build_frame(metadata.gold_tables["dim_icd_code"], metadata, lake)
+    gold = build_frame(metadata.gold_tables["dim_icd_code"], metadata, lake).collect()
     assert sorted(gold.get_column("icd_code")) == sorted(code for code, _ in ICD10_CODES)
     shown = dict(gold.select("icd_code", "description").iter_rows())
     assert {code: shown[code] for code in changed} == changed  # gold has the new descriptions

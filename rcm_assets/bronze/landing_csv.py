@@ -125,16 +125,18 @@ def parse_in_bulk(data: bytes, table: LandingTable) -> ParsedFile | None:
     if not header_line.strip():
         return None
     header = _header(_Record(1, header_line), table)  # FileRejected: the same as by record
-    body = data[header_end + 1 :]
-    lines = body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
-    if body.count(b",") != (len(header) - 1) * lines:
+    # Counted on the whole file (no copy of a large one): the header line holds one newline and
+    # len(header) - 1 commas.
+    lines = data.count(b"\n") - 1 + (0 if data.endswith(b"\n") else 1)
+    if data.count(b",") - (len(header) - 1) != (len(header) - 1) * lines:
         return None
     try:
         frame = pl.read_csv(
-            body,
-            has_header=False,
+            data,
+            has_header=True,
             new_columns=header,
-            schema=dict.fromkeys(header, pl.String),
+            schema_overrides=dict.fromkeys(header, pl.String),
+            infer_schema=False,
             quote_char=None,
             raise_if_empty=False,
         )

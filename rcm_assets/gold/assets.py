@@ -58,8 +58,8 @@ def _gold(lake: LakeAddresses, table: str) -> pl.LazyFrame:
     return delta.scan(lake.gold(table), lake.storage_options)
 
 
-def build_frame(table: GoldTable, metadata: Metadata, lake: LakeAddresses) -> pl.DataFrame:
-    """The table's rows, computed from silver (or from the fact, for KPI marts)."""
+def build_frame(table: GoldTable, metadata: Metadata, lake: LakeAddresses) -> pl.LazyFrame:
+    """The table's rows, computed lazily from silver (or from the fact, for KPI marts)."""
     if table.kind == "dimension":
         rows = dimension(_silver(lake, table.source), table)
         for reference in metadata.references_of(table.table):
@@ -69,17 +69,18 @@ def build_frame(table: GoldTable, metadata: Metadata, lake: LakeAddresses) -> pl
                     *reference.enrich_columns,
                 )
                 rows = rows.join(found, on=reference.column, how="left")
-        return rows.collect()
+        return rows
     if table.kind == "fact":
-        return fact_transactions(_silver(lake, "transactions"), _silver(lake, "claims")).collect()
+        return fact_transactions(_silver(lake, "transactions"), _silver(lake, "claims"))
     if table.kind == "masked":
         rules = metadata.masking_for(table.consumer, table.source)
-        return mask(_gold(lake, table.source).drop("refreshed_at"), rules).collect()
-    return KPI_MARTS[table.table](_gold(lake, FACT)).collect()
+        return mask(_gold(lake, table.source).drop("refreshed_at"), rules)
+    return KPI_MARTS[table.table](_gold(lake, FACT))
 
 
-def _write(uri: str, frame: pl.DataFrame, run_id: str, inputs: str, options: dict | None) -> None:
-    frame.write_delta(
+def _write(uri: str, rows: pl.LazyFrame, run_id: str, inputs: str, options: dict | None) -> None:
+    """One overwrite commit, streamed: the table is never held whole in memory."""
+    rows.sink_delta(
         uri,
         mode="overwrite",
         storage_options=options or {},
@@ -116,17 +117,15 @@ def built_from(lake: LakeAddresses, table: str) -> str | None:
 
 
 def orphans(
-    frame: pl.DataFrame, table: GoldTable, metadata: Metadata, lake: LakeAddresses
+    rows: pl.LazyFrame, table: GoldTable, metadata: Metadata, lake: LakeAddresses
 ) -> pl.DataFrame:
     """Per reference and datasource: rows whose key has no dimension row (kept, counted)."""
     measures = []
+    names = rows.collect_schema().names()
+    source = pl.col("datasource") if "datasource" in names else pl.lit("*").alias("datasource")
     for reference in metadata.references_of(table.table):
         keys = _gold(lake, reference.dimension).select(reference.dimension_key).collect()
-        with_source = (
-            frame
-            if "datasource" in frame.columns
-            else frame.with_columns(pl.lit("*").alias("datasource"))
-        )
+        with_source = rows.select(source, reference.column).collect()
         measures.append(
             orphan_measures(with_source, reference.column, keys.to_series(), reference.dimension)
         )
@@ -224,34 +223,35 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     def _gold_asset(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         started, tables = time.monotonic(), lake.addresses
 
-        def rebuild() -> pl.DataFrame:
+        uri, options = tables.gold(table.table), tables.storage_options
+
+        def rebuild() -> bool:
             inputs = input_versions(tables, deps)
             if inputs == built_from(tables, table.table):  # nothing it reads has changed
-                return delta.scan(tables.gold(table.table), tables.storage_options).collect()
-            frame = build_frame(table, metadata, tables).with_columns(
+                return False
+            rows = build_frame(table, metadata, tables).with_columns(
                 pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
             )
-            uri = tables.gold(table.table)
-            _write(uri, frame, context.run.run_id, inputs, tables.storage_options)
-            return frame
+            _write(uri, rows, context.run.run_id, inputs, options)
+            return True
 
         # A concurrent rebuild that committed first may have read newer silver: read it again.
-        version_before = built_from(tables, table.table)
-        frame = delta.retry_on_conflict(rebuild, f"gold/{table.table}", context.log)
-        version = DataVersion(str(delta.version(tables.gold(table.table), tables.storage_options)))
+        rebuilt = delta.retry_on_conflict(rebuild, f"gold/{table.table}", context.log)
+        written = delta.scan(uri, options)
+        version = DataVersion(str(delta.version(uri, options)))
         metadata_out: dict[str, object] = {
-            "dagster/row_count": frame.height,
-            "rebuilt": built_from(tables, table.table) != version_before,
+            "dagster/row_count": delta.row_count(uri, options),
+            "rebuilt": rebuilt,
             "built_from": MetadataValue.json(json.loads(built_from(tables, table.table) or "{}")),
             "duration_seconds": round(time.monotonic() - started, 3),
         }
         if table.kind == "kpi":
-            values = frame.drop("refreshed_at")
+            values = written.drop("refreshed_at").collect()
             metadata_out["latest_month"] = MetadataValue.md(latest_month_markdown(values))
             metadata_out["plot_data"] = plot_table(values)
         if not references:
             return MaterializeResult(metadata=metadata_out, data_version=version)
-        measured = orphans(frame, table, metadata, tables)
+        measured = orphans(written, table, metadata, tables)
         metadata_out["orphan_rows"] = int(measured.get_column("rows_failed").sum())
         return MaterializeResult(
             metadata=metadata_out,
