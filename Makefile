@@ -50,8 +50,8 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install
-	$(BIN)/python bench/bronze_ingest.py
-	$(BIN)/python bench/silver_build.py
+	$(BIN)/python bench/scale.py --scales 1 10 100
+	$(BIN)/python bench/landing_parse.py
 
 # The UI and the daemon (sensors, schedules, automation) on the project's definitions.
 dev: install

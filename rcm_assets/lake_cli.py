@@ -6,6 +6,7 @@
     rcm lake restore TABLE --version N [--cascade] [--yes]
     rcm lake vacuum [--retention-hours H] [--dry-run] [--force] [--yes]
     rcm lake optimize [TABLE ...]
+    rcm lake rebuild [gold/TABLE ...]
     rcm lake erase-patient PATIENT_KEY [--dry-run] [--include-raw] [--yes]
     rcm lake grant-access [--dry-run] [--yes]
 
@@ -316,6 +317,20 @@ def _erase_patient(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    from rcm_assets.runs import DagsterGoldGraph, load_definitions
+
+    graph = DagsterGoldGraph(load_definitions())
+    known = graph.gold_tables()
+    names = args.tables or known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise RcmError(f"not gold tables: {', '.join(unknown)} (gold tables: {', '.join(known)})")
+    run_id = graph.rebuild(names, full=True)
+    print(f"rebuilt {len(names)} gold table(s) from silver in Dagster run {run_id}")
+    return 0
+
+
 def _describe(args: argparse.Namespace) -> int:
     from rcm_assets.lake.describe import describe_tables
     from rcm_assets.runs import asset_descriptions, load_definitions
@@ -422,6 +437,10 @@ def add_lake_commands(subparsers: argparse._SubParsersAction) -> None:
     optimize = command("optimize", "compact small files (content and versions stay the same)")
     optimize.add_argument("tables", nargs="*", metavar="TABLE", help="default: every table")
     optimize.set_defaults(handler=_optimize)
+
+    rebuild = command("rebuild", "rebuild gold tables whole from silver, changed or not")
+    rebuild.add_argument("tables", nargs="*", metavar="TABLE", help="default: every gold table")
+    rebuild.set_defaults(handler=_rebuild)
 
     describe = command("describe", "write catalog descriptions and column tags into the tables")
     describe.add_argument("--dry-run", action="store_true", help="show what would change")

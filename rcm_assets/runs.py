@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from rcm_assets.errors import RcmError
+from rcm_assets.gold.assets import FULL_REBUILD_TAG
 from rcm_assets.settings import dagster_home
 
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -227,6 +228,10 @@ class DagsterGoldGraph:
     defs: Definitions
     instance: DagsterInstance | None = None
 
+    def gold_tables(self) -> list[str]:
+        graph = self.defs.resolve_asset_graph()
+        return sorted(asset_name(k) for k in graph.get_all_asset_keys() if k.path[0] == "gold")
+
     def gold_below(self, name: str) -> list[str]:
         graph = self.defs.resolve_asset_graph()
         start = AssetKey(name.split("/"))
@@ -235,13 +240,15 @@ class DagsterGoldGraph:
         below = AssetSelection.assets(start).downstream(include_self=False).resolve(graph)
         return sorted(asset_name(key) for key in below if key.path[0] == "gold")
 
-    def rebuild(self, names: list[str]) -> str:
+    def rebuild(self, names: list[str], full: bool = False) -> str:
+        """Materialize `names`; `full` rebuilds them even where their inputs did not change."""
         job = self.defs.resolve_implicit_global_asset_job_def()
+        tags = {"rcm/command": "lake rebuild" if full else "lake restore --cascade"}
         result = job.execute_in_process(
             instance=self.instance or default_instance(),
             asset_selection=[AssetKey(name.split("/")) for name in names],
             run_config=QUIET_CONSOLE,
-            tags={"rcm/command": "lake restore --cascade"},
+            tags={**tags, FULL_REBUILD_TAG: "true"} if full else tags,
             raise_on_error=False,
         )
         built = {

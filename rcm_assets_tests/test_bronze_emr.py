@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -312,6 +313,24 @@ def test_crash_between_bronze_commit_and_audit_row_loses_and_duplicates_nothing(
     ]
 
 
+def _kill_rcm_run_when(condition: Callable[[], bool], env: Mapping[str, str]) -> bool:
+    """Start `rcm run --partition hos-a`, SIGKILL it as soon as `condition` holds; whether it
+    was killed (rather than finished first)."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rcm"), "run", "--partition", "hos-a"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(env),
+    )
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if condition():
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    return process.wait() == -signal.SIGKILL
+
+
 @pytest.mark.slow
 def test_sigkill_during_bronze_write_leaves_table_and_watermark(
     sampled: Project, instance: DagsterInstance
@@ -327,18 +346,9 @@ def test_sigkill_during_bronze_write_leaves_table_and_watermark(
     inserted = 1_000 * before  # enough rows that writing the Delta files takes seconds
     sources.copy_transactions("hosa", 1000, "2026-03-01 00:00:00")
     existing = set(os.listdir(table))
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "rcm"), "run", "--partition", "hos-a"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while process.poll() is None and time.monotonic() < deadline:
-        if set(os.listdir(table)) - existing:  # a data file is being written
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    assert process.wait() == -signal.SIGKILL, "the run ended before its bronze write started"
+    # kill once a data file is being written
+    killed = _kill_rcm_run_when(lambda: bool(set(os.listdir(table)) - existing), os.environ)
+    assert killed, "the run ended before its bronze write started"
 
     assert delta_version(table) == version
     assert bronze(sampled, "hosa", "transactions").height == before
@@ -366,20 +376,11 @@ def test_sigkill_while_an_extract_streams_leaves_table_and_watermark(
     staging_root = tmp_path / "staging"
     staging_root.mkdir()
     env = {**os.environ, "TMPDIR": str(staging_root), "RCM_EXTRACT_BATCH_ROWS": "500"}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "rcm"), "run", "--partition", "hos-a"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    deadline = time.monotonic() + 300
-    while process.poll() is None and time.monotonic() < deadline:
-        staged = [p for p in staging_root.glob("rcm-staging-*/batches.arrows") if p.stat().st_size]
-        if staged:  # batches have arrived, the extract is still streaming
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    assert process.wait() == -signal.SIGKILL, "the run ended before an extract streamed"
+
+    def streaming() -> bool:  # batches have arrived, the extract is still streaming
+        return any(p.stat().st_size for p in staging_root.glob("rcm-staging-*/batches.arrows"))
+
+    assert _kill_rcm_run_when(streaming, env), "the run ended before an extract streamed"
 
     assert delta_version(table) == version
     assert bronze(sampled, "hosa", "transactions").height == before

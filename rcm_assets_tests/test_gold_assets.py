@@ -2,6 +2,7 @@
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from dagster import DagsterInstance
 
 from rcm_assets_tests.bronze_helpers import Sources, read_table, run_all, sqlite_sources
@@ -103,6 +104,31 @@ def test_a_run_without_source_changes_commits_no_silver_or_gold(
     changed = {name for name in after if after[name] != before[name]}
     assert {"silver/transactions", "gold/fact_transactions", "gold/kpi_monthly"} <= changed
     assert "gold/dim_cpt_code" not in changed  # its silver table did not change
+
+
+def test_gold_after_change_batches_equals_a_forced_full_rebuild(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    from deltalake import DeltaTable
+
+    from rcm_assets.cli import main
+
+    run_all(instance)
+    for seed in (4, 5):
+        sources.mutate(seed=seed)
+        run_all(instance)
+    tables = sorted(path.name for path in (sources.project.lake / "gold").iterdir())
+    built = {t: gold(sources.project, t).drop("refreshed_at") for t in tables}
+    versions = {t: DeltaTable(str(sources.project.lake / "gold" / t)).version() for t in tables}
+
+    assert main(["lake", "rebuild"]) == 0
+
+    for table in tables:
+        assert DeltaTable(str(sources.project.lake / "gold" / table)).version() > versions[table]
+        assert_frame_equal(
+            gold(sources.project, table).drop("refreshed_at"), built[table], check_row_order=False
+        )
+    assert main(["lake", "rebuild", "gold/nope"]) == 2
 
 
 def test_kpi_marts_show_the_latest_month_in_the_ui(

@@ -1,1 +1,1 @@
-"""Delta Lake operations with delta-rs: append, delete, history, audit log, archive."""
+"""Delta Lake operations with delta-rs, free of Dagster: addresses, writes, SCD2, audit, archive."""
