@@ -2,8 +2,8 @@
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 from dagster import DagsterInstance
+from polars.testing import assert_frame_equal
 
 from rcm_assets_tests.bronze_helpers import Sources, read_table, run_all, sqlite_sources
 from rcm_assets_tests.conftest import Project
