@@ -393,3 +393,18 @@ def test_sigkill_while_an_extract_streams_leaves_table_and_watermark(
     landed = bronze(sampled, "hosa", "transactions")
     assert landed.height == before + 200 * before
     assert landed.get_column("TransactionID").n_unique() == landed.height
+
+
+def test_a_killed_loads_staging_folder_is_removed_by_the_next_load(tmp_path: Path) -> None:
+    from rcm_assets.lake.staging import STAGING_PREFIX, remove_abandoned
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    abandoned = tmp_path / f"{STAGING_PREFIX}{dead.pid}-abc"
+    ours = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-def"
+    for folder in (abandoned, ours):
+        folder.mkdir()
+        (folder / "batches.arrows").write_bytes(b"x" * 10)
+
+    assert remove_abandoned(tmp_path) == [abandoned]
+    assert not abandoned.exists() and ours.exists()

@@ -3,12 +3,15 @@
 A streamed extract only knows its row count and maximum watermark once the last batch has
 arrived, but the Delta commit that appends it must carry them (the audit row is recovered from
 that commit). So the batches go to a local file first, then to Delta in one `write_deltalake`
-from a RecordBatchReader over that file. Nothing reaches the table before that commit; a crash
-while staging leaves only the temporary folder behind, which the operating system cleans.
+from a RecordBatchReader over that file. Nothing reaches the table before that commit. A
+process killed while staging leaves its folder (named with its process id) behind; the next
+staging on the machine removes the folders of processes that no longer run.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,9 +61,32 @@ class Staged:
             self._writer.close()
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_abandoned(root: Path | None = None) -> list[Path]:
+    """Delete the staging folders of processes that died (SIGKILL, power loss) mid-load."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*-*"):
+        owner = folder.name.removeprefix(STAGING_PREFIX).split("-")[0]
+        if owner.isdigit() and not _running(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 @contextmanager
 def staging() -> Iterator[Staged]:
-    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as folder:
+    remove_abandoned()
+    prefix = f"{STAGING_PREFIX}{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         staged = Staged(Path(folder))
         try:
             yield staged
