@@ -27,6 +27,7 @@ LAKE_COMMANDS = [
     "restore",
     "vacuum",
     "optimize",
+    "rebuild",
     "describe",
     "erase-patient",
     "grant-access",
