@@ -162,7 +162,9 @@ def build_emr_bronze_asset(
             load = load_emr_table(config, source, lake.addresses, context.run.run_id, context.log)
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
-        version = data_version(lake.addresses, load.bronze_uri, config.datasource)
+        version = data_version(
+            lake.addresses, load.bronze_uri, config.datasource, load.appended_load_id
+        )
         return MaterializeResult(metadata=load.asset_metadata(), data_version=version)
 
     return _bronze

@@ -330,7 +330,10 @@ def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> Asset
             pl.col("datasource") == datasource if datasource else None,
         )
         uri = lake.addresses.bronze(table.table)
-        version = data_version(lake.addresses, uri, datasource or "landing")
+        committed = [o.load_id for o in outcomes if o.status == "loaded" and o.rows]
+        version = data_version(
+            lake.addresses, uri, datasource or "landing", committed[-1] if committed else None
+        )
         return _results(outcomes, rows, time.monotonic() - started, version)
 
     return _landing

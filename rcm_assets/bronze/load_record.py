@@ -24,10 +24,16 @@ from rcm_assets.lake.addresses import AuditTable, LakeAddresses
 from rcm_assets.lake.staging import Staged
 
 
-def data_version(lake: LakeAddresses, bronze_uri: str, datasource: str) -> DataVersion:
+def data_version(
+    lake: LakeAddresses, bronze_uri: str, datasource: str, appended: str | None = None
+) -> DataVersion:
     """The newest load a bronze partition holds: unchanged by a load that appended nothing, so
-    Dagster's automation sets off nothing below it (`automation.conditions.on_new_data`)."""
-    return DataVersion(delta.last_load_id(bronze_uri, datasource, lake.storage_options) or "empty")
+    Dagster's automation sets off nothing below it (`automation.conditions.on_new_data`).
+
+    `appended` is the load id this run committed, if any; only without one is the table's
+    history read for the previous load."""
+    newest = appended or delta.last_load_id(bronze_uri, datasource, lake.storage_options)
+    return DataVersion(newest or "empty")
 
 
 def new_load_id(now: datetime) -> str:
@@ -56,6 +62,11 @@ class LoadRecord:
     duration_seconds: float = 0.0
     table_rows: int = 0  # rows in the bronze table after the load
     details: Mapping[str, object] = field(default_factory=dict)  # loader-specific asset metadata
+
+    @property
+    def appended_load_id(self) -> str | None:
+        """This load's id when it committed rows to bronze, else None."""
+        return self.load_id if self.bronze_version is not None else None
 
     def audit_row(self, status: str, error: Exception | str | None = None) -> audit.LoadLog:
         return audit.LoadLog(

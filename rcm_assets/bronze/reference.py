@@ -370,7 +370,9 @@ def build_npi_extract_asset(metadata: Metadata) -> AssetsDefinition:
         invalid = int(load.details.get("npis_invalid_check_digit", 0))
         return MaterializeResult(
             metadata=load.asset_metadata(),
-            data_version=data_version(lake.addresses, load.bronze_uri, load.datasource),
+            data_version=data_version(
+                lake.addresses, load.bronze_uri, load.datasource, load.appended_load_id
+            ),
             check_results=[
                 AssetCheckResult(
                     check_name="npi_check_digits",
@@ -413,7 +415,9 @@ def build_icd_codes_asset(metadata: Metadata) -> AssetsDefinition:
             )
         except RcmError as error:
             raise _failure(error) from None
-        version = data_version(lake.addresses, load.bronze_uri, load.datasource)
+        version = data_version(
+            lake.addresses, load.bronze_uri, load.datasource, load.appended_load_id
+        )
         return MaterializeResult(metadata=load.asset_metadata(), data_version=version)
 
     return _icd_codes

@@ -66,10 +66,10 @@ class HighWatermark:
         self.highest: tuple[datetime, str] | None = None
 
     def update(self, batch: pl.DataFrame) -> None:
-        instant = batch.select(parse_watermark(self.column).max()).item()
-        if instant is None:
+        text, boundary = high_watermark(batch.lazy(), self.column)
+        if text is None:
             return
-        text = high_watermark(batch.lazy(), self.column)[0] or ""
+        instant = boundary.select(parse_watermark(self.column).max()).item()  # the few top rows
         if self.highest is None or (instant, text) > self.highest:
             self.highest = (instant, text)
 

@@ -226,25 +226,26 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
 
         uri, options = tables.gold(table.table), tables.storage_options
 
-        def rebuild() -> bool:
+        def rebuild() -> tuple[bool, str]:
+            """Whether it rebuilt, and the input versions the table is now built from."""
             inputs = input_versions(tables, deps)
             forced = context.run.tags.get(FULL_REBUILD_TAG) == "true"
             if not forced and inputs == built_from(tables, table.table):  # nothing changed
-                return False
+                return False, inputs
             rows = build_frame(table, metadata, tables).with_columns(
                 pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
             )
             _write(uri, rows, context.run.run_id, inputs, options)
-            return True
+            return True, inputs
 
         # A concurrent rebuild that committed first may have read newer silver: read it again.
-        rebuilt = delta.retry_on_conflict(rebuild, f"gold/{table.table}", context.log)
+        rebuilt, inputs = delta.retry_on_conflict(rebuild, f"gold/{table.table}", context.log)
         written = delta.scan(uri, options)
         version = DataVersion(str(delta.version(uri, options)))
         metadata_out: dict[str, object] = {
             "dagster/row_count": delta.row_count(uri, options),
             "rebuilt": rebuilt,
-            "built_from": MetadataValue.json(json.loads(built_from(tables, table.table) or "{}")),
+            "built_from": MetadataValue.json(json.loads(inputs)),
             "duration_seconds": round(time.monotonic() - started, 3),
         }
         if table.kind == "kpi":

@@ -203,7 +203,7 @@ def scd2_append_first_load(
     )
     with staging() as staged:
         for batch in batches:
-            _check_batch(batch, key, datasource, [*compare], loaded_at)
+            _check_batch(batch, key, datasource, compare, loaded_at)
             typed = _cast_to(batch, target) if target is not None else batch
             staged.add(_with_scd2_columns(typed.with_columns(row_hash(compare)), loaded_at))
         stats = MergeStats(inserted=staged.rows, closed=0, retired=0, unchanged=0, version=None)
