@@ -72,17 +72,14 @@ class Outcome:
     written: int | None = None  # rows this materialization wrote (0: nothing changed)
 
 
-# Metadata that counts what a materialization wrote: bronze loads, silver merges and replaces.
-WRITTEN_COUNTS = ("rows_loaded", "inserted", "closed", "retired", "replaced")
+# Metadata that counts what a materialization wrote: bronze loads, silver merges and replaces,
+# gold builds (0 when its inputs were unchanged).
+WRITTEN_COUNTS = ("rows_loaded", "inserted", "closed", "retired", "replaced", "rows_written")
 
 
 def rows_written(metadata: dict) -> int | None:
     counts = [metadata[name].value for name in WRITTEN_COUNTS if name in metadata]
-    if counts:
-        return int(sum(counts))
-    if "rebuilt" in metadata:  # gold: the whole table, or nothing when its inputs were unchanged
-        return metadata["dagster/row_count"].value if metadata["rebuilt"].value else 0
-    return None
+    return int(sum(counts)) if counts else None
 
 
 def group_runs(

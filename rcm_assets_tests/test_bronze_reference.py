@@ -211,9 +211,11 @@ def test_three_changed_icd_descriptions_are_versioned_in_silver(
     assert set(current.get_column("datasource")) == {"who"}
     assert now["A41.9"] == "Sepsis, unspecified organism"  # the key has no datasource suffix
 
-    from rcm_assets.gold.assets import build_frame
+    from rcm_assets.gold.builds import GoldBuilder, build_frame
 
-    gold = build_frame(metadata.gold_tables["dim_icd_code"], metadata, lake).collect()
+    table = metadata.gold_tables["dim_icd_code"]
+    frames = GoldBuilder(table, metadata, lake).frames({"silver/icd_codes": -1})
+    gold = build_frame(table, metadata, frames).collect()
     assert sorted(gold.get_column("icd_code")) == sorted(code for code, _ in ICD10_CODES)
     shown = dict(gold.select("icd_code", "description").iter_rows())
     assert {code: shown[code] for code in changed} == changed  # gold has the new descriptions

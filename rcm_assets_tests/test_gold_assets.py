@@ -106,6 +106,14 @@ def test_a_run_without_source_changes_commits_no_silver_or_gold(
     assert "gold/dim_cpt_code" not in changed  # its silver table did not change
 
 
+def gold_operations(project: Project, table: str) -> list[str]:
+    """The `rcm.operation` of the table's commits, oldest first."""
+    from rcm_assets.lake import delta
+
+    uri = str(project.lake / "gold" / table)
+    return [c["rcm"].get("operation", c["operation"]) for c in reversed(delta.commits(uri))]
+
+
 def test_gold_after_change_batches_equals_a_forced_full_rebuild(
     sources: Sources, instance: DagsterInstance
 ) -> None:
@@ -117,6 +125,9 @@ def test_gold_after_change_batches_equals_a_forced_full_rebuild(
     for seed in (4, 5):
         sources.mutate(seed=seed)
         run_all(instance)
+    # the change batches were taken incrementally: only the changed rows and KPI cells
+    for table in ("fact_transactions", "dim_patient", "kpi_monthly", "kpi_ar_aging"):
+        assert gold_operations(sources.project, table) == ["rebuild", "refresh", "refresh"], table
     tables = sorted(path.name for path in (sources.project.lake / "gold").iterdir())
     built = {t: gold(sources.project, t).drop("refreshed_at") for t in tables}
     versions = {t: DeltaTable(str(sources.project.lake / "gold" / t)).version() for t in tables}

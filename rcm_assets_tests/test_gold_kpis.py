@@ -4,8 +4,10 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
-from rcm_assets.gold import kpis
+from rcm_assets.gold import changes, kpis
+from rcm_assets.gold.builds import KPI_MARTS
 
 JAN_31 = date(2025, 1, 31)
 
@@ -136,3 +138,77 @@ def test_gross_collection_rate_charge_lag_and_payer_mix() -> None:
         "Commercial": pytest.approx(0.25),
         "Medicare": pytest.approx(0.75),
     }
+
+
+def random_fact(seed: int, rows: int = 400) -> pl.DataFrame:
+    """Charges of two hospitals over two years: paid, partly paid, denied, unfiled, open."""
+    import random
+
+    rng = random.Random(seed)
+    records = []
+    for index in range(rows):
+        served = date(2024, 1, 1) + timedelta(days=rng.randrange(700))
+        filed = served + timedelta(days=rng.randrange(30)) if rng.random() < 0.9 else None
+        status = rng.choice(["Paid", "Paid", "Partially Paid", "Denied", "Pending"])
+        amount = float(rng.randrange(50, 900))
+        paid = (
+            filed + timedelta(days=rng.randrange(10, 200)) if filed and status != "Denied" else None
+        )
+        records.append(
+            {
+                "transaction_key": f"T{index}",
+                "datasource": rng.choice(["hos-a", "hos-b"]),
+                "provider_key": f"P{rng.randrange(4)}",
+                "department_key": f"D{rng.randrange(3)}",
+                "payor_type": rng.choice(["Medicare", "Commercial"]),
+                "service_date": served,
+                "claim_date": filed,
+                "paid_date": paid if status != "Pending" else None,
+                "amount": amount,
+                "paid_amount": amount * rng.choice([1.0, 0.6]) if paid else 0.0,
+                "claim_status": status if filed else None,
+            }
+        )
+    return pl.DataFrame(records)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("mart", sorted(KPI_MARTS))
+def test_recomputing_the_touched_cells_equals_recomputing_every_cell(seed: int, mart: str) -> None:
+    """A KPI refresh: only the cells the changed rows (before and after) touch, from the rows
+    that contribute to them, replace the old mart's cells; the result is the full mart."""
+    import random
+
+    before = random_fact(seed)
+    rng = random.Random(seed)
+    changed = rng.sample(range(before.height), 12)
+    later = (
+        random_fact(seed + 100)
+        .slice(0, 12)
+        .with_columns(pl.Series("transaction_key", [f"T{i}" for i in changed]))
+    )
+    after = pl.concat(
+        [before.filter(~pl.col("transaction_key").is_in(later["transaction_key"].implode())), later]
+    )
+    touched = changes.merge_ranges(
+        changes.touched_months(
+            before.lazy().filter(
+                pl.col("transaction_key").is_in(later["transaction_key"].implode())
+            )
+        ),
+        changes.touched_months(later.lazy()),
+    )
+    build = KPI_MARTS[mart]
+    calendar = kpis.month_ends(after.lazy())
+    assert kpis.month_ends(before.lazy()).collect().equals(calendar.collect())  # else: rebuild
+    old = build(before.lazy(), kpis.month_ends(before.lazy())).collect()
+    cells = (
+        build(changes.contributing(after.lazy(), touched), calendar)
+        .filter(changes.in_ranges(touched))
+        .collect()
+    )
+    refreshed = pl.concat([old.filter(~changes.in_ranges(touched)), cells])
+    full = build(after.lazy(), calendar).collect()
+
+    assert 0 < cells.height < full.height  # a part of the mart, not all of it
+    assert_frame_equal(refreshed, full, check_row_order=False, check_dtypes=False)

@@ -1,16 +1,14 @@
 """Gold assets: one factory for every table of metadata/gold_tables.csv.
 
-Gold tables are rebuilt whole from silver (a rebuild can never drift), written in one overwrite
-commit that records the Delta versions of everything it read; a run whose inputs still are at
-those versions writes nothing, so a run where no source changed commits no gold. Referential
-integrity is checked inside the asset, after its dimensions (declared as deps) are built;
-freshness is a Dagster FreshnessPolicy with the hours in metadata.
+Each table is brought up to date by `gold.builds`: left alone when its inputs did not change,
+refreshed from the changed silver rows (or KPI cells) when only SCD2 merges happened since its
+last build, rebuilt whole otherwise, always in at most one commit. Referential integrity is
+checked inside the asset, after its dimensions (declared as deps) are built; freshness is a
+Dagster FreshnessPolicy with the hours in metadata.
 """
 
-import json
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import polars as pl
 from dagster import (
@@ -30,91 +28,14 @@ from dagster import (
 
 from rcm_assets.asset_checks import check_result
 from rcm_assets.automation.conditions import on_new_data
-from rcm_assets.gold import kpis
-from rcm_assets.gold.dims import dimension
-from rcm_assets.gold.facts import fact_transactions
-from rcm_assets.gold.masking import mask
+from rcm_assets.gold.builds import GoldBuilder, inputs_of
 from rcm_assets.lake import delta
 from rcm_assets.lake.addresses import LakeAddresses
 from rcm_assets.metadata import GoldTable, Metadata
 from rcm_assets.quality.measures import MEASURES_SCHEMA, orphan_measures
 from rcm_assets.resources import LakeResource
 
-KPI_MARTS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
-    "kpi_ar_aging": kpis.ar_aging,
-    "kpi_monthly": kpis.monthly,
-    "kpi_payer_mix": kpis.payer_mix,
-    "kpi_provider_department": kpis.provider_department,
-}
-FACT = "fact_transactions"
-INPUT_VERSIONS = "input_versions"  # commit metadata: the versions a build read
 FULL_REBUILD_TAG = "rcm/full_rebuild"  # a run tagged "true" rebuilds even unchanged inputs
-
-
-def _silver(lake: LakeAddresses, table: str) -> pl.LazyFrame:
-    return delta.scan(lake.silver(table), lake.storage_options)
-
-
-def _gold(lake: LakeAddresses, table: str) -> pl.LazyFrame:
-    return delta.scan(lake.gold(table), lake.storage_options)
-
-
-def build_frame(table: GoldTable, metadata: Metadata, lake: LakeAddresses) -> pl.LazyFrame:
-    """The table's rows, computed lazily from silver (or from the fact, for KPI marts)."""
-    if table.kind == "dimension":
-        rows = dimension(_silver(lake, table.source), table)
-        for reference in metadata.references_of(table.table):
-            if reference.enrich_columns:  # e.g. a provider's NPI Registry taxonomy
-                found = _gold(lake, reference.dimension).select(
-                    pl.col(reference.dimension_key).alias(reference.column),
-                    *reference.enrich_columns,
-                )
-                rows = rows.join(found, on=reference.column, how="left")
-        return rows
-    if table.kind == "fact":
-        return fact_transactions(_silver(lake, "transactions"), _silver(lake, "claims"))
-    if table.kind == "masked":
-        rules = metadata.masking_for(table.consumer, table.source)
-        return mask(_gold(lake, table.source).drop("refreshed_at"), rules)
-    return KPI_MARTS[table.table](_gold(lake, FACT))
-
-
-def _write(uri: str, rows: pl.LazyFrame, run_id: str, inputs: str, options: dict | None) -> None:
-    """One overwrite commit, streamed: the table is never held whole in memory."""
-    rows.sink_delta(
-        uri,
-        mode="overwrite",
-        storage_options=options or {},
-        delta_write_options={
-            "schema_mode": "overwrite",
-            "commit_properties": delta.commit_properties(
-                {"operation": "rebuild", "run_id": run_id, INPUT_VERSIONS: inputs}
-            ),
-        },
-    )
-
-
-def input_versions(lake: LakeAddresses, deps: list[AssetKey]) -> str:
-    """The Delta versions of the tables a gold table is built from, as recorded in its commit."""
-    uris = {
-        key.to_user_string(): (lake.silver if key.path[0] == "silver" else lake.gold)(key.path[-1])
-        for key in deps
-    }
-    versions = {
-        name: delta.version(uri, lake.storage_options)
-        if delta.exists(uri, lake.storage_options)
-        else -1
-        for name, uri in sorted(uris.items())
-    }
-    return json.dumps(versions, sort_keys=True)
-
-
-def built_from(lake: LakeAddresses, table: str) -> str | None:
-    """The input versions the table's last build recorded; None before the first build."""
-    uri = lake.gold(table)
-    if not delta.exists(uri, lake.storage_options):
-        return None
-    return delta.commits(uri, lake.storage_options)[0]["rcm"].get(INPUT_VERSIONS)
 
 
 def orphans(
@@ -125,7 +46,8 @@ def orphans(
     names = rows.collect_schema().names()
     source = pl.col("datasource") if "datasource" in names else pl.lit("*").alias("datasource")
     for reference in metadata.references_of(table.table):
-        keys = _gold(lake, reference.dimension).select(reference.dimension_key).collect()
+        dimension = delta.scan(lake.gold(reference.dimension), lake.storage_options)
+        keys = dimension.select(reference.dimension_key).collect()
         with_source = rows.select(source, reference.column).collect()
         measures.append(
             orphan_measures(with_source, reference.column, keys.to_series(), reference.dimension)
@@ -181,15 +103,7 @@ def dimension_schema(table: GoldTable, metadata: Metadata) -> TableSchema | None
 def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     key = AssetKey(["gold", table.table])
     references = metadata.references_of(table.table)
-    if table.kind == "dimension":
-        deps = [AssetKey(["silver", table.source])]
-    elif table.kind == "fact":
-        deps = [AssetKey(["silver", "transactions"]), AssetKey(["silver", "claims"])]
-    elif table.kind == "masked":
-        deps = [AssetKey(["gold", table.source])]
-    else:
-        deps = [AssetKey(["gold", FACT])]
-    deps += [AssetKey(["gold", r.dimension]) for r in references]
+    deps = [AssetKey(name.split("/")) for name in inputs_of(table, metadata)]
     threshold = metadata.threshold(table.table, "orphan_rate")
     max_rate = threshold.max_rate if threshold else 1.0
     blocking = bool(threshold and threshold.blocking)
@@ -223,29 +137,22 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     )
     def _gold_asset(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         started, tables = time.monotonic(), lake.addresses
-
         uri, options = tables.gold(table.table), tables.storage_options
-
-        def rebuild() -> tuple[bool, str]:
-            """Whether it rebuilt, and the input versions the table is now built from."""
-            inputs = input_versions(tables, deps)
-            forced = context.run.tags.get(FULL_REBUILD_TAG) == "true"
-            if not forced and inputs == built_from(tables, table.table):  # nothing changed
-                return False, inputs
-            rows = build_frame(table, metadata, tables).with_columns(
-                pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
-            )
-            _write(uri, rows, context.run.run_id, inputs, options)
-            return True, inputs
-
-        # A concurrent rebuild that committed first may have read newer silver: read it again.
-        rebuilt, inputs = delta.retry_on_conflict(rebuild, f"gold/{table.table}", context.log)
+        builder = GoldBuilder(table, metadata, tables)
+        full = context.run.tags.get(FULL_REBUILD_TAG) == "true"
+        # A concurrent build that committed first may have read newer inputs: read them again.
+        build = delta.retry_on_conflict(
+            lambda: builder.update(context.run.run_id, full=full),
+            f"gold/{table.table}",
+            context.log,
+        )
         written = delta.scan(uri, options)
         version = DataVersion(str(delta.version(uri, options)))
         metadata_out: dict[str, object] = {
             "dagster/row_count": delta.row_count(uri, options),
-            "rebuilt": rebuilt,
-            "built_from": MetadataValue.json(json.loads(inputs)),
+            "build": build.how,
+            "rows_written": build.rows,
+            "built_from": MetadataValue.json(build.inputs),
             "duration_seconds": round(time.monotonic() - started, 3),
         }
         if table.kind == "kpi":

@@ -10,6 +10,7 @@ import polars as pl
 
 AGING_BUCKETS = ("0-30", "31-60", "61-90", "91-120", "120+")
 DENIED = ("Denied", "Rejected")
+TRAILING_DAYS = 90  # days of charges averaged for days in A/R
 
 
 def month_ends(fact: pl.LazyFrame) -> pl.LazyFrame:
@@ -28,8 +29,9 @@ def month_ends(fact: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def open_balances(fact: pl.LazyFrame) -> pl.LazyFrame:
-    """(datasource, month_end, transaction) open balance and age in days at each month end.
+def open_balances(fact: pl.LazyFrame, ends: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """(datasource, month_end, transaction) open balance and age in days at each month end
+    (`ends`, by default `month_ends(fact)`).
 
     Balance = charged minus paid by that date (nothing once a `Paid` claim is paid); age counts
     from the date of service.
@@ -46,7 +48,7 @@ def open_balances(fact: pl.LazyFrame) -> pl.LazyFrame:
         .otherwise(0)
     )
     return (
-        filed.join(month_ends(fact), how="cross")
+        filed.join(month_ends(fact) if ends is None else ends, how="cross")
         .filter(pl.col("claim_date") <= pl.col("month_end"))
         .with_columns(
             (pl.col("amount") - paid_by_then).cast(pl.Float64).alias("open_balance"),
@@ -70,10 +72,10 @@ def aging_bucket(age_days: pl.Expr) -> pl.Expr:
     )
 
 
-def ar_aging(fact: pl.LazyFrame) -> pl.LazyFrame:
+def ar_aging(fact: pl.LazyFrame, ends: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """Open A/R by aging bucket at each month end (only buckets that hold a balance)."""
     return (
-        open_balances(fact)
+        open_balances(fact, ends)
         .group_by("datasource", "month_end", aging_bucket(pl.col("age_days")).alias("bucket"))
         .agg(pl.col("open_balance").sum().round(2), pl.len().alias("open_items"))
         .sort("datasource", "month_end", "bucket")
@@ -84,7 +86,9 @@ def _month(column: str) -> pl.Expr:
     return pl.col(column).dt.month_end().alias("month_end")
 
 
-def monthly(fact: pl.LazyFrame, trailing_days: int = 90) -> pl.LazyFrame:
+def monthly(
+    fact: pl.LazyFrame, ends: pl.LazyFrame | None = None, trailing_days: int = TRAILING_DAYS
+) -> pl.LazyFrame:
     """Charges, payments, collection rate, denial rates, A/R over 90, days in A/R, charge lag."""
     charges = fact.group_by("datasource", _month("service_date")).agg(
         pl.col("amount").sum().cast(pl.Float64).alias("charges"),
@@ -108,14 +112,14 @@ def monthly(fact: pl.LazyFrame, trailing_days: int = 90) -> pl.LazyFrame:
         )
     )  # fmt: skip
     open_ar = (
-        open_balances(fact)
+        open_balances(fact, ends)
         .group_by("datasource", "month_end")
         .agg(
             pl.col("open_balance").sum().alias("open_ar"),
             pl.col("open_balance").filter(pl.col("age_days") > 90).sum().alias("ar_over_90"),
         )
     )
-    daily = trailing_charges(fact, trailing_days)
+    daily = trailing_charges(fact, trailing_days, ends)
     keys = ["datasource", "month_end"]
     return (
         charges.join(payments, on=keys, how="full", coalesce=True)
@@ -134,12 +138,13 @@ def monthly(fact: pl.LazyFrame, trailing_days: int = 90) -> pl.LazyFrame:
     )
 
 
-def trailing_charges(fact: pl.LazyFrame, days: int = 90) -> pl.LazyFrame:
+def trailing_charges(
+    fact: pl.LazyFrame, days: int = TRAILING_DAYS, ends: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Average daily charges over the `days` days up to each month end."""
-    ends = month_ends(fact)
     return (
         fact.select("datasource", "service_date", "amount")
-        .join(ends, how="cross")
+        .join(month_ends(fact) if ends is None else ends, how="cross")
         .filter(
             (pl.col("service_date") <= pl.col("month_end"))
             & (pl.col("service_date") > pl.col("month_end") - pl.duration(days=days))

@@ -8,6 +8,7 @@ table can never change the shape of a predicate.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 from sqlglot import exp
 
@@ -26,6 +27,19 @@ def literal(value: str) -> exp.Literal:
 
 def number(value: int) -> exp.Literal:
     return exp.Literal.number(value)
+
+
+def day(value: date) -> exp.Expression:
+    """A DATE literal."""
+    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("date"))
+
+
+def at_least(left: exp.Expression, right: exp.Expression) -> exp.GTE:
+    return exp.GTE(this=left, expression=right)
+
+
+def at_most(left: exp.Expression, right: exp.Expression) -> exp.LTE:
+    return exp.LTE(this=left, expression=right)
 
 
 def function(name: str, *arguments: exp.Expression) -> exp.Expression:

@@ -1,0 +1,332 @@
+"""How a gold table is brought up to date with its inputs: left alone, refreshed, or rebuilt.
+
+Every build commit records what it read, so the next build knows what changed since:
+`rcm.input_versions` (the Delta version of each input, read at exactly that version) and
+`rcm.watermarks` (per silver input and datasource, the newest `modified_at` it held).
+
+- **Unchanged**: every input is still at the recorded version; no commit at all.
+- **Refresh**: the only commits on the inputs since are SCD2 merges into silver (and, for a KPI
+  mart, refreshes of the fact). A dimension or the fact takes the silver rows modified since the
+  recorded watermarks, rebuilds the rows of those keys and merges them in one commit (a key no
+  longer current, or now quarantined, is deleted); the fact's commit records the KPI cells the
+  old and new rows touch (`rcm.changed_months`). A KPI mart recomputes only those
+  (datasource, month end) cells, from the fact rows that contribute to them, and replaces them
+  in one commit.
+- **Rebuild**, whole, in one overwrite commit: the first build, `rcm lake rebuild`, a masked
+  table, a changed enrichment dimension, any other commit on an input (a restore, an erasure, a
+  full-snapshot replace, a fact rebuilt whole), a changed column set, or KPI months that moved.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from rcm_assets.gold import changes, kpis
+from rcm_assets.gold.dims import dimension
+from rcm_assets.gold.facts import fact_transactions
+from rcm_assets.gold.masking import mask
+from rcm_assets.lake import delta
+from rcm_assets.lake import predicates as P
+from rcm_assets.lake.addresses import LakeAddresses
+from rcm_assets.metadata import GoldTable, Metadata
+
+FACT = "fact_transactions"
+INPUT_VERSIONS = "input_versions"
+WATERMARKS = "watermarks"
+CHANGED_MONTHS = "changed_months"
+MONTH_BOUNDS = "month_bounds"
+REFRESH, REBUILD, UNCHANGED = "refresh", "rebuild", "unchanged"
+SCD2_MERGE = "scd2_merge"
+
+KpiMart = Callable[[pl.LazyFrame, pl.LazyFrame], pl.LazyFrame]  # (fact, month ends) → rows
+KPI_MARTS: dict[str, KpiMart] = {
+    "kpi_ar_aging": kpis.ar_aging,
+    "kpi_monthly": kpis.monthly,
+    "kpi_payer_mix": lambda fact, _ends: kpis.payer_mix(fact),
+    "kpi_provider_department": lambda fact, _ends: kpis.provider_department(fact),
+}
+Frames = Mapping[str, pl.LazyFrame]  # input name ("silver/claims", "gold/dim_npi") → rows
+
+
+def build_frame(table: GoldTable, metadata: Metadata, frames: Frames) -> pl.LazyFrame:
+    """The table's rows, computed lazily from its input frames."""
+    if table.kind == "dimension":
+        rows = dimension(frames[f"silver/{table.source}"], table)
+        for reference in metadata.references_of(table.table):
+            if reference.enrich_columns:  # e.g. a provider's NPI Registry taxonomy
+                found = frames[f"gold/{reference.dimension}"].select(
+                    pl.col(reference.dimension_key).alias(reference.column),
+                    *reference.enrich_columns,
+                )
+                rows = rows.join(found, on=reference.column, how="left")
+        return rows
+    if table.kind == "fact":
+        return fact_transactions(frames["silver/transactions"], frames["silver/claims"])
+    if table.kind == "masked":
+        rules = metadata.masking_for(table.consumer, table.source)
+        return mask(frames[f"gold/{table.source}"].drop("refreshed_at"), rules)
+    fact = frames[f"gold/{FACT}"]
+    return KPI_MARTS[table.table](fact, kpis.month_ends(fact))
+
+
+def inputs_of(table: GoldTable, metadata: Metadata) -> list[str]:
+    """The tables a gold table reads (its Dagster deps), as "layer/table"."""
+    if table.kind == "dimension":
+        names = [f"silver/{table.source}"]
+    elif table.kind == "fact":
+        names = ["silver/transactions", "silver/claims"]
+    elif table.kind == "masked":
+        names = [f"gold/{table.source}"]
+    else:
+        names = [f"gold/{FACT}"]
+    return names + [f"gold/{r.dimension}" for r in metadata.references_of(table.table)]
+
+
+@dataclass(frozen=True)
+class Build:
+    """What bringing one gold table up to date did."""
+
+    how: str  # UNCHANGED, REFRESH or REBUILD
+    inputs: dict[str, int]  # the input versions the table is now built from
+    rows: int  # rows written (a refresh: rows merged or cells replaced)
+
+
+@dataclass(frozen=True)
+class GoldBuilder:
+    table: GoldTable
+    metadata: Metadata
+    lake: LakeAddresses
+
+    @property
+    def uri(self) -> str:
+        return self.lake.gold(self.table.table)
+
+    def _uri_of(self, name: str) -> str:
+        layer, table = name.split("/")
+        return self.lake.silver(table) if layer == "silver" else self.lake.gold(table)
+
+    def versions(self) -> dict[str, int]:
+        """The Delta version of every input now (-1: not created yet)."""
+        options = self.lake.storage_options
+        return {
+            name: delta.version(uri, options) if delta.exists(uri, options) else -1
+            for name in sorted(inputs_of(self.table, self.metadata))
+            for uri in [self._uri_of(name)]
+        }
+
+    def last_build(self) -> dict[str, Any] | None:
+        """The `rcm.` metadata of the table's newest commit, if a build of ours wrote it."""
+        if not delta.exists(self.uri, self.lake.storage_options):
+            return None
+        newest = delta.commits(self.uri, self.lake.storage_options)[0]["rcm"]
+        return newest if INPUT_VERSIONS in newest else None
+
+    def frames(self, versions: Mapping[str, int]) -> dict[str, pl.LazyFrame]:
+        options = self.lake.storage_options
+        return {
+            name: delta.scan(self._uri_of(name), options, version if version >= 0 else None)
+            for name, version in versions.items()
+        }
+
+    def update(self, run_id: str, *, full: bool = False) -> Build:
+        """Bring the table up to date in at most one commit (see the module docstring)."""
+        versions = self.versions()
+        last = self.last_build()
+        recorded = json.loads(last[INPUT_VERSIONS]) if last else None
+        if not full and recorded == versions:
+            return Build(UNCHANGED, versions, 0)
+        frames = self.frames(versions)
+        commit = {"run_id": run_id, INPUT_VERSIONS: json.dumps(versions, sort_keys=True)}
+        if self.table.kind in ("dimension", "fact"):
+            commit[WATERMARKS] = json.dumps(self._watermarks(frames), sort_keys=True)
+        if self.table.kind == "kpi":
+            commit[MONTH_BOUNDS] = json.dumps(_bounds(frames[f"gold/{FACT}"]))
+        if not full and last is not None and self._may_refresh(last, recorded or {}, versions):
+            written = self._refresh(last, recorded or {}, versions, frames, commit)
+            if written is not None:
+                return Build(REFRESH, versions, written)
+        rows = build_frame(self.table, self.metadata, frames).with_columns(_refreshed_at())
+        rows.sink_delta(
+            self.uri,
+            mode="overwrite",
+            storage_options=dict(self.lake.storage_options or {}),
+            delta_write_options={
+                "schema_mode": "overwrite",
+                "commit_properties": delta.commit_properties({"operation": REBUILD, **commit}),
+            },
+        )
+        return Build(REBUILD, versions, delta.row_count(self.uri, self.lake.storage_options))
+
+    def _watermarks(self, frames: Frames) -> dict[str, dict[str, str]]:
+        return {
+            name: changes.watermarks(frame)
+            for name, frame in frames.items()
+            if name.startswith("silver/") and changes.MODIFIED_AT in frame.collect_schema().names()
+        }
+
+    def _may_refresh(
+        self, last: Mapping[str, Any], recorded: Mapping[str, int], versions: Mapping[str, int]
+    ) -> bool:
+        """Whether every input change since the last build is one a refresh can follow."""
+        if self.table.kind not in ("dimension", "fact", "kpi"):
+            return False
+        check_only = {
+            f"gold/{r.dimension}"
+            for r in self.metadata.references_of(self.table.table)
+            if not r.enrich_columns
+        }
+        marks = json.loads(last.get(WATERMARKS, "{}"))
+        for name, version in versions.items():
+            before = recorded.get(name, -1)
+            if version == before or name in check_only:
+                continue
+            if before < 0:
+                return False
+            if name.startswith("silver/"):
+                operations = {c["rcm"].get("operation") for c in self._commits(name, before)}
+                if name not in marks or operations != {SCD2_MERGE}:
+                    return False
+            elif name != f"gold/{FACT}" or self.table.kind != "kpi":
+                return False
+        return True
+
+    def _commits(self, name: str, after: int) -> list[dict[str, Any]]:
+        """The input's commits newer than version `after`."""
+        history = delta.commits(self._uri_of(name), self.lake.storage_options)
+        return [c for c in history if c["version"] > after]
+
+    def _refresh(
+        self,
+        last: Mapping[str, Any],
+        recorded: Mapping[str, int],
+        versions: Mapping[str, int],
+        frames: Frames,
+        commit: dict[str, str],
+    ) -> int | None:
+        """Rows written by a refresh, or None when the table has to be rebuilt after all."""
+        if self.table.kind == "kpi":
+            return self._refresh_cells(last, recorded, frames, commit)
+        marks = json.loads(last[WATERMARKS])
+        changed = {
+            name: changes.modified_since(frames[name], marks[name])
+            for name, version in versions.items()
+            if name.startswith("silver/") and version != recorded.get(name)
+        }
+        key = self.table.key
+        if self.table.kind == "dimension":
+            source = f"silver/{self.table.source}"
+            keys = changed[source].select(key).unique().collect()
+        else:
+            source = "silver/transactions"
+            keys = self._changed_transactions(frames, changed).unique().collect()
+        if keys.is_empty():
+            return 0
+        restricted = {**frames, source: frames[source].join(keys.lazy(), on=key, how="semi")}
+        if self.table.kind == "fact":  # only the claims of the changed transactions
+            needed = restricted["silver/transactions"].select("claim_key").unique()
+            restricted["silver/claims"] = frames["silver/claims"].join(
+                needed, on="claim_key", how="semi"
+            )
+        rows = build_frame(self.table, self.metadata, restricted).with_columns(_refreshed_at())
+        rows = rows.collect()
+        stored = delta.scan(self.uri, self.lake.storage_options)
+        if rows.columns != stored.collect_schema().names():
+            return None  # the table's columns changed: rebuild it
+        if self.table.kind == "fact":
+            before = stored.join(keys.lazy(), on=key, how="semi")
+            touched_months = changes.merge_ranges(
+                changes.touched_months(before), changes.touched_months(rows.lazy())
+            )
+            commit[CHANGED_MONTHS] = json.dumps(changes.ranges_to_json(touched_months))
+        rows = rows.cast(dict(stored.collect_schema()))
+        deleted = keys.join(rows.select(key), on=key, how="anti").get_column(key)
+        delta.upsert(
+            self.uri,
+            rows,
+            deleted,
+            key,
+            {"operation": REFRESH, **commit},
+            self.lake.storage_options,
+        )
+        return rows.height + deleted.len()
+
+    @staticmethod
+    def _changed_transactions(frames: Frames, changed: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+        """Transactions modified since, and those of claims modified since."""
+        keys = []
+        if "silver/transactions" in changed:
+            keys.append(changed["silver/transactions"].select("transaction_key"))
+        if "silver/claims" in changed:
+            claims = changed["silver/claims"].select("claim_key")
+            of_claims = frames["silver/transactions"].join(claims, on="claim_key", how="semi")
+            keys.append(of_claims.select("transaction_key"))
+        return pl.concat(keys) if keys else pl.LazyFrame(schema={"transaction_key": pl.String})
+
+    def _refresh_cells(
+        self,
+        last: Mapping[str, Any],
+        recorded: Mapping[str, int],
+        frames: Frames,
+        commit: dict[str, str],
+    ) -> int | None:
+        """Replace the KPI cells the fact's refreshes since the last build touched."""
+        if last.get(MONTH_BOUNDS) != commit[MONTH_BOUNDS]:
+            return None  # the calendar moved: every open claim's A/R reaches new months
+        fact_commits = self._commits(f"gold/{FACT}", recorded[f"gold/{FACT}"])
+        if any(CHANGED_MONTHS not in c["rcm"] for c in fact_commits):
+            return None  # the fact was rebuilt whole
+        ranges = changes.merge_ranges(
+            *(changes.ranges_from_json(json.loads(c["rcm"][CHANGED_MONTHS])) for c in fact_commits)
+        )
+        if not ranges:
+            return 0
+        fact = frames[f"gold/{FACT}"]
+        mart = KPI_MARTS[self.table.table]
+        rows = (
+            mart(changes.contributing(fact, ranges), kpis.month_ends(fact))
+            .filter(changes.in_ranges(ranges))
+            .with_columns(_refreshed_at())
+            .collect()
+        )
+        stored = delta.scan(self.uri, self.lake.storage_options).collect_schema()
+        if rows.columns != stored.names():
+            return None
+        delta.overwrite_where(
+            self.uri,
+            rows.cast(dict(stored)),
+            P.sql(_cells_predicate(ranges)),
+            {"operation": REFRESH, **commit},
+            self.lake.storage_options,
+        )
+        return rows.height
+
+
+def _refreshed_at() -> pl.Expr:
+    return pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("refreshed_at")
+
+
+def _bounds(fact: pl.LazyFrame) -> list[str | None]:
+    """The first and last month end of the fact's calendar (`kpis.month_ends`)."""
+    ends = kpis.month_ends(fact).select(
+        pl.col("month_end").min().alias("first"), pl.col("month_end").max().alias("last")
+    )
+    first, last = ends.collect().row(0)
+    return [first.isoformat() if first else None, last.isoformat() if last else None]
+
+
+def _cells_predicate(ranges: changes.MonthRanges) -> P.Expression:
+    """`(datasource = d AND month_end >= first [AND month_end <= last]) OR ...` for delta-rs."""
+    cells = []
+    for source, (first, last) in sorted(ranges.items()):
+        month = P.column("month_end")
+        bounds = [P.at_least(month, P.day(first))]
+        if last is not None:
+            bounds.append(P.at_most(month, P.day(last)))
+        cells.append(P.all_of(P.equals(P.column("datasource"), P.literal(source)), *bounds))
+    return P.any_of(*cells)
