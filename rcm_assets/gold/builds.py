@@ -11,7 +11,8 @@ Every build commit records what it read, so the next build knows what changed si
   longer current, or now quarantined, is deleted); the fact's commit records the KPI cells the
   old and new rows touch (`rcm.changed_months`). A KPI mart recomputes only those
   (datasource, month end) cells, from the fact rows that contribute to them, and replaces them
-  in one commit.
+  in one commit, unless they are most of the mart (a change to an old claim still open touches
+  every month since: its balance is in each month end's A/R), which is rebuilt instead.
 - **Rebuild**, whole, in one overwrite commit: the first build, `rcm lake rebuild`, a masked
   table, a changed enrichment dimension, any other commit on an input (a restore, an erasure, a
   full-snapshot replace, a fact rebuilt whole), a changed column set, or KPI months that moved.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
@@ -43,6 +44,9 @@ CHANGED_MONTHS = "changed_months"
 MONTH_BOUNDS = "month_bounds"
 REFRESH, REBUILD, UNCHANGED = "refresh", "rebuild", "unchanged"
 SCD2_MERGE = "scd2_merge"
+# A KPI refresh touching more of the mart's cells than this recomputes them all: a rebuild
+# reads the fact once, a refresh also works out what changed.
+MAX_REFRESH_SHARE = 0.5
 
 KpiMart = Callable[[pl.LazyFrame, pl.LazyFrame], pl.LazyFrame]  # (fact, month ends) → rows
 KPI_MARTS: dict[str, KpiMart] = {
@@ -287,6 +291,8 @@ class GoldBuilder:
         if not ranges:
             return 0
         fact = frames[f"gold/{FACT}"]
+        if _share_of_cells(fact, ranges, json.loads(commit[MONTH_BOUNDS])) > MAX_REFRESH_SHARE:
+            return None  # e.g. an old, still open claim changed: its A/R is in every later month
         mart = KPI_MARTS[self.table.table]
         rows = (
             mart(changes.contributing(fact, ranges), kpis.month_ends(fact))
@@ -318,6 +324,24 @@ def _bounds(fact: pl.LazyFrame) -> list[str | None]:
     )
     first, last = ends.collect().row(0)
     return [first.isoformat() if first else None, last.isoformat() if last else None]
+
+
+def _share_of_cells(
+    fact: pl.LazyFrame, ranges: changes.MonthRanges, bounds: list[str | None]
+) -> float:
+    """The share of the mart's (datasource, month end) cells that `ranges` cover."""
+    first, last = (date.fromisoformat(b) if b else None for b in bounds)
+    if first is None or last is None:
+        return 1.0
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    sources = fact.select(pl.col("datasource").n_unique()).collect().item() or 1
+    covered = sum(
+        (end.year - start.year) * 12 + end.month - start.month + 1
+        for start, until in ranges.values()
+        for end in [min(until or last, last)]
+        if end >= start
+    )
+    return covered / (months * sources)
 
 
 def _cells_predicate(ranges: changes.MonthRanges) -> P.Expression:
