@@ -1,8 +1,10 @@
 """The `rcm` command: sample sources, runs of the asset graph, the report, lake operations."""
 
 import argparse
+import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,25 +55,44 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _run(args: argparse.Namespace) -> int:
     from rcm_assets.runs import default_instance, format_outcomes, load_definitions, materialize_all
 
     started = time.monotonic()
-    outcomes = materialize_all(
-        load_definitions(),
-        default_instance(),
-        args.partition or None,
-        tags={"rcm/command": "run"},
-        console_log_level="INFO" if args.verbose else "CRITICAL",
-    )
+    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: stop, never start the next run
+    try:
+        outcomes = materialize_all(
+            load_definitions(),
+            default_instance(),
+            args.partition,
+            tags={"rcm/command": "run"},
+            console_log_level="INFO" if args.verbose else "CRITICAL",
+        )
+    except KeyboardInterrupt:
+        print("rcm run: interrupted before any run started; nothing was written", file=sys.stderr)
+        return 130
     print(format_outcomes(outcomes))
-    failed = [o for o in outcomes if o.status != "materialized"]
+    count = Counter(o.status for o in outcomes)
+    checks = sum(len(o.checks) for o in outcomes)
     rows = sum(o.rows or 0 for o in outcomes)
     print(
-        f"\n{len(outcomes) - len(failed)} materialized, {len(failed)} failed or skipped, "
-        f"{rows:,} rows, {time.monotonic() - started:.1f}s (runs in {dagster_home()})"
+        f"\n{count['materialized']} materialized, {count['failed']} failed, "
+        f"{count['skipped']} skipped, {checks} check(s) did not pass, {rows:,} rows, "
+        f"{time.monotonic() - started:.1f}s (runs in {dagster_home()})"
     )
-    return 1 if failed or not outcomes else 0
+    stopped = [f"{o.asset} [{o.partition or '-'}]" for o in outcomes if o.status == "interrupted"]
+    if stopped or count["not started"]:
+        print(
+            f"rcm run: interrupted; stopped {', '.join(stopped) or 'between runs'}, "
+            f"{count['not started']} asset partition(s) not started",
+            file=sys.stderr,
+        )
+        return 130
+    return 1 if count["failed"] or count["skipped"] or not outcomes else 0
 
 
 def _archive(args: argparse.Namespace) -> int:

@@ -9,9 +9,11 @@ instance in `$DAGSTER_HOME`, so the UI shows them next to the scheduled ones.
 from __future__ import annotations
 
 import os
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from dagster import (
     AssetKey,
@@ -19,6 +21,7 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
+    MetadataValue,
     PartitionsDefinition,
 )
 
@@ -26,6 +29,7 @@ from rcm_assets.errors import RcmError
 from rcm_assets.gold.assets import FULL_REBUILD_TAG
 from rcm_assets.settings import dagster_home
 
+INTERRUPTED = "DagsterExecutionInterruptedError"  # a step stopped by SIGINT / SIGTERM
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -60,16 +64,30 @@ def load_definitions() -> Definitions:
 
 
 @dataclass(frozen=True)
+class CheckOutcome:
+    """An asset check that did not pass."""
+
+    check: str
+    severity: str  # ERROR (blocking: stops the assets below) | WARN
+    summary: str  # its figures, e.g. "worst_rate 1.0 > max_rate 0.05"
+
+
+@dataclass(frozen=True)
 class Outcome:
     """One asset partition's result, as `rcm run` prints it."""
 
     asset: str
     partition: str | None
-    status: str  # materialized | failed | skipped
+    status: str  # materialized | failed | skipped | interrupted | not started
     rows: int | None = None
     seconds: float | None = None
     message: str = ""
     written: int | None = None  # rows this materialization wrote (0: nothing changed)
+    checks: tuple[CheckOutcome, ...] = ()  # the checks that did not pass
+
+
+class UnknownPartitionError(RcmError):
+    """`--partition` named a partition no asset has."""
 
 
 # Metadata that counts what a materialization wrote: bronze loads, silver merges and replaces,
@@ -125,37 +143,101 @@ def plan_runs(
     )
 
 
+class ErrorInfo(Protocol):
+    """What Dagster records of an exception (its serializable error info)."""
+
+    message: str
+    cause: ErrorInfo | None
+
+
+def _cause(error: ErrorInfo) -> str:
+    """The innermost cause: what user code raised, not Dagster's step-execution wrapper."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _summary(metadata: Mapping[str, MetadataValue]) -> str:
+    """A check's figures in one line (rates and counts; tables and Markdown left out)."""
+    values = {name: value.value for name, value in metadata.items()}
+    if "worst_rate" in values and "max_rate" in values:
+        return f"worst rate {values['worst_rate']:.2%} > allowed {values['max_rate']:.2%}"
+    return ", ".join(
+        f"{name} {value}"
+        for name, value in values.items()
+        if isinstance(value, int | float | str) and len(str(value)) < 80
+    )
+
+
+def _checks(result: ExecuteInProcessResult) -> dict[str, list[CheckOutcome]]:
+    failed: dict[str, list[CheckOutcome]] = defaultdict(list)
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            failed[evaluation.asset_key.to_user_string()].append(
+                CheckOutcome(
+                    evaluation.check_name,
+                    evaluation.severity.value,
+                    _summary(evaluation.metadata),
+                )
+            )
+    return failed
+
+
 def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Outcome]:
     outcomes = []
+    checks = _checks(result)
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         metadata = materialization.metadata
         rows = metadata.get("rows_loaded") or metadata.get("dagster/row_count")
         seconds = metadata.get("duration_seconds")
+        asset = materialization.asset_key.to_user_string()
         outcomes.append(
             Outcome(
-                asset=materialization.asset_key.to_user_string(),
+                asset=asset,
                 partition=partition,
                 status="materialized",
                 rows=rows.value if rows else None,
                 seconds=seconds.value if seconds else None,
                 written=rows_written(metadata),
+                checks=tuple(checks.get(asset, ())),
             )
         )
     for event in result.all_events:
         if event.is_step_failure:
             failure = event.step_failure_data
             user = failure.user_failure_data
-            message = user.description if user and user.description else failure.error.message
+            interrupted = failure.error.cls_name == INTERRUPTED
+            message = user.description if user and user.description else _cause(failure.error)
             outcomes.append(
                 Outcome(
                     asset=(event.step_key or "?").replace("__", "/"),
                     partition=partition,
-                    status="failed",
-                    message=(message or "").strip(),
+                    status="interrupted" if interrupted else "failed",
+                    message="stopped by a signal before it finished (a commit is all or "
+                    "nothing: no table is half-written)"
+                    if interrupted
+                    else (message or "").strip(),
                 )
             )
     return outcomes
+
+
+def check_partitions(defs: Definitions, partitions: Iterable[str]) -> None:
+    """Raise naming every requested partition that no asset has."""
+    graph = defs.resolve_asset_graph()
+    known = {
+        key
+        for asset in graph.get_all_asset_keys()
+        if (partitions_def := graph.get(asset).partitions_def) is not None
+        for key in partitions_def.get_partition_keys()
+    }
+    unknown = sorted(set(partitions) - known)
+    if unknown:
+        raise UnknownPartitionError(
+            f"unknown partition(s) {', '.join(unknown)}; the partitions are "
+            f"{', '.join(sorted(known))} (datasources in metadata/load_config.csv)"
+        )
 
 
 def materialize_all(
@@ -167,27 +249,53 @@ def materialize_all(
     layers: Iterable[str] | None = None,
 ) -> list[Outcome]:
     """Run every asset partition; the console shows only `console_log_level` and above (the
-    instance's event log, and so the UI, always gets everything)."""
+    instance's event log, and so the UI, always gets everything).
+
+    A SIGINT or SIGTERM interrupts the run in progress (Dagster stops its steps; what they had
+    not committed is not in the lake) and starts no further run: the assets of the runs left
+    are reported `not started`.
+    """
+    if partitions is not None:
+        partitions = list(partitions)
+        check_partitions(defs, partitions)
     job = defs.resolve_implicit_global_asset_job_def()
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     outcomes: list[Outcome] = []
+    interrupted = False
     for partition, keys in plan_runs(defs, partitions, layers):
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=partition,
-            asset_selection=keys,
-            raise_on_error=False,
-            tags=tags,
-            run_config=run_config,
-        )
+        if interrupted:
+            outcomes += [
+                Outcome(key.to_user_string(), partition, "not started", message="") for key in keys
+            ]
+            continue
+        run_id = str(uuid.uuid4())  # known before Dagster creates the run
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                asset_selection=keys,
+                raise_on_error=False,
+                tags=tags,
+                run_config=run_config,
+                run_id=run_id,
+            )
+        except KeyboardInterrupt:  # a signal before Dagster's own handling took over
+            interrupted = True
+            if (run := instance.get_run_by_id(run_id)) and not run.is_finished:
+                instance.report_run_canceled(run, "interrupted by a signal before it started")
+            outcomes += [Outcome(k.to_user_string(), partition, "not started") for k in keys]
+            continue
         reported = _outcomes(result, partition)
+        interrupted = any(o.status == "interrupted" for o in reported)
         seen = {o.asset for o in reported}
         reported += [
             Outcome(
                 key.to_user_string(),
                 partition,
-                "skipped",
-                message="not run: an upstream asset or a blocking check failed",
+                "not started" if interrupted else "skipped",
+                message=""
+                if interrupted
+                else "not run: an upstream asset or a blocking check failed",
             )
             for key in keys
             if key.to_user_string() not in seen
@@ -197,16 +305,27 @@ def materialize_all(
 
 
 def format_outcomes(outcomes: list[Outcome]) -> str:
+    """The table `rcm run` prints, then every failure's cause and every check that did not pass."""
     header = f"{'asset':<28} {'partition':<10} {'status':<13} {'rows':>10} {'seconds':>8}"
     lines = [header, "-" * len(header)]
-    for o in sorted(outcomes, key=lambda o: (o.asset, o.partition or "")):
+    ordered = sorted(outcomes, key=lambda o: (o.asset, o.partition or ""))
+    for o in ordered:
         rows = "" if o.rows is None else f"{o.rows:,}"
         seconds = "" if o.seconds is None else f"{o.seconds:.2f}"
         lines.append(
             f"{o.asset:<28} {o.partition or '-':<10} {o.status:<13} {rows:>10} {seconds:>8}"
         )
-        if o.message:
-            lines.append(f"    {o.message}")
+    failures = [o for o in ordered if o.status in ("failed", "interrupted")]
+    if failures:
+        lines += ["", "Failed:"]
+        lines += [f"  {o.asset} [{o.partition or '-'}]: {o.message}" for o in failures]
+    checks = [(o, c) for o in ordered for c in o.checks]
+    if checks:
+        lines += ["", "Checks that did not pass:"]
+        lines += [
+            f"  {c.severity:<5} {o.asset} [{o.partition or '-'}] {c.check}: {c.summary}"
+            for o, c in checks
+        ]
     return "\n".join(lines)
 
 

@@ -37,7 +37,7 @@ def test_generate_then_run_prints_what_was_built(project: Project) -> None:
     built = [line.split() for line in lines if line.startswith("bronze/")]
     assert len(built) == 15  # 5 EMR tables x 2 hospitals, claims x 2, CPT, NPI and ICD codes
     assert all(parts[2] == "materialized" and int(parts[3].replace(",", "")) > 0 for parts in built)
-    assert " materialized, 0 failed or skipped" in result.stdout
+    assert " materialized, 0 failed, 0 skipped" in result.stdout
     layers = {
         line.split("/")[0] for line in lines if line.startswith(("bronze/", "silver/", "gold/"))
     }
@@ -77,6 +77,69 @@ def test_mutate_then_run_loads_only_the_change(project: Project) -> None:
     )
     assert (
         loaded[("bronze/patients", "hos-b")] == changed[("healthcare-rcm-hospital-b", "patients")]
+    )
+
+
+def test_run_names_an_unknown_partition(sampled: Project) -> None:
+    result = _run(
+        str(BIN / "rcm"), "run", "--partition", "hos-a", "--partition", "hos-z", check=False
+    )
+
+    assert result.returncode == 2
+    assert "unknown partition(s) hos-z; the partitions are hos-a, hos-b" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_prints_the_cause_of_a_failed_step_and_the_checks_that_did_not_pass(
+    sampled: Project,
+) -> None:
+    import sqlite3
+
+    source = sampled.home / "sources" / "healthcare-rcm-hospital-b.db"
+    with sqlite3.connect(source) as connection:  # the watermark column is renamed at the source
+        connection.execute("ALTER TABLE transactions RENAME COLUMN ModifiedDate TO Modified")
+
+    result = _run(str(BIN / "rcm"), "run", check=False)
+
+    assert result.returncode == 1
+    failed = result.stdout.split("\nFailed:\n")[1].split("\n\n")[0]
+    assert failed.startswith(
+        "  bronze/transactions [hos-b]: datasource hos-b: watermark column 'ModifiedDate' not "
+        "found in dbo.transactions"
+    )
+    assert "DagsterExecutionStepExecutionError" not in result.stdout
+    checks = result.stdout.split("\nChecks that did not pass:\n")[1].split("\n\n")[0]
+    # hos-b's claims now reference no transaction at all
+    assert "WARN  silver/claims [-] referential_integrity: worst rate 100.00% > allowed" in checks
+    assert " 1 failed, " in result.stdout
+
+
+def test_sigterm_stops_rcm_run_and_no_further_run_starts(sampled: Project) -> None:
+    import signal
+    import time
+
+    from dagster import DagsterRunStatus
+
+    child = subprocess.Popen(
+        [str(BIN / "rcm"), "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    with DagsterInstance.get() as instance:
+        while not instance.get_runs(limit=1) and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the first of its three runs (hos-a, hos-b, the rest) starts
+        child.send_signal(signal.SIGTERM)
+        stdout, stderr = child.communicate(timeout=120)
+        runs = instance.get_runs()
+
+    assert child.returncode == 130, stdout + stderr
+    assert "rcm run: interrupted; stopped " in stderr
+    assert "not started" in stdout
+    assert len(runs) < 3  # no run started after the signal
+    # the run it stopped is finished in the instance (the UI), not left "not started"
+    assert runs[0].status in (
+        DagsterRunStatus.FAILURE,
+        DagsterRunStatus.CANCELED,
+        DagsterRunStatus.SUCCESS,
     )
 
 
