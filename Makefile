@@ -54,9 +54,10 @@ bench: install
 	$(BIN)/python bench/landing_parse.py
 
 # The UI and the daemon (sensors, schedules, automation) on the project's definitions.
+PORT ?= 3000
 dev: install
 	@mkdir -p $(DAGSTER_HOME)
-	VIRTUAL_ENV=$(abspath $(BIN)/..) PATH=$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p 3000
+	VIRTUAL_ENV=$(abspath $(BIN)/..) PATH=$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p $(PORT)
 
 check: install
 	VIRTUAL_ENV=$(abspath $(BIN)/..) $(BIN)/dg check defs

@@ -237,3 +237,23 @@ def test_metadata_does_not_import_dagster() -> None:
     )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(project: Project) -> None:
+    path = project.metadata / "databases.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # Excel's "CSV UTF-8"
+
+    assert load_metadata().databases  # read as if there were no mark
+
+
+def test_metadata_not_in_utf8_names_the_file_and_line(project: Project) -> None:
+    path = project.metadata / "databases.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].rstrip("\n") + " café\n"
+    path.write_bytes("".join(lines).encode("latin-1"))  # saved as Latin-1
+
+    with pytest.raises(MetadataError) as raised:
+        load_metadata()
+
+    assert str(raised.value).startswith(f"{path}, line 3: not UTF-8 (byte 0xe9 at offset ")
+    assert str(raised.value).endswith("save the file as UTF-8")

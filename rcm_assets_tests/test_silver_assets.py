@@ -112,6 +112,13 @@ def test_a_rerun_consumes_nothing_and_commits_nothing(
 
     for table, version in versions.items():
         assert DeltaTable(str(sources.project.lake / "silver" / table)).version() == version
+    # The UI's column schema of every silver asset lists every column of its Delta table.
+    graph = load_definitions().resolve_asset_graph()
+    for path in sorted((sources.project.lake / "silver").iterdir()):
+        schema = graph.get(AssetKey(["silver", path.name])).metadata["dagster/column_schema"]
+        listed = [column.name for column in schema.columns]
+        stored = pl.scan_delta(str(path)).collect_schema().names()
+        assert sorted(listed) == sorted(stored), path.name
 
 
 def test_quarantine_rate_over_a_blocking_threshold_fails_the_check_with_metadata(

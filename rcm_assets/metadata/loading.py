@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,15 @@ def _read_csv(path: Path, model: type[RowT]) -> list[RowT]:
         raise MetadataError(f"{path}: metadata file is missing")
     expected = [name for name in model.model_fields if name != "line"]
     required = [n for n in expected if model.model_fields[n].is_required()]
-    with path.open(newline="", encoding="utf-8") as handle:
+    try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise MetadataError(
+            f"{path}, line {line}: not UTF-8 (byte 0x{path.read_bytes()[error.start]:02x} at "
+            f"offset {error.start}); save the file as UTF-8"
+        ) from None
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         missing = [name for name in required if name not in header]

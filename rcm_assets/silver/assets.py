@@ -58,7 +58,7 @@ from rcm_assets.quality.measures import (
 )
 from rcm_assets.quality.rules import rules_markdown
 from rcm_assets.resources import LakeResource
-from rcm_assets.silver.cdm import LINEAGE, silver_batch
+from rcm_assets.silver.cdm import silver_batch
 
 CHUNK_ROWS = 250_000  # rows a first load holds at a time: memory follows this, not the table
 
@@ -226,17 +226,42 @@ def record_measures(lake: LakeAddresses, measures: pl.DataFrame, table: str, run
         )
 
 
+# The columns the silver build adds to the metadata's, as (name, type, description).
+_QUALITY_COLUMNS = (
+    ("datasource", "string", "The hospital (or reference source) the row came from"),
+    ("load_id", "string", "The bronze load the row came from"),
+    ("quarantine_reasons", "list<string>", "Blocking rules the row failed"),
+    ("quality_flags", "list<string>", "Warning rules the row failed"),
+    ("is_quarantined", "boolean", "Failed a blocking rule: kept here, left out of gold"),
+)
+_VERSION_COLUMNS = {
+    SilverKind.SCD2: (
+        ("row_hash", "bigint", "xxh3-64 of the compared columns: change detection"),
+        ("is_current", "boolean", "The key's current version"),
+        ("valid_from", "timestamp", "When this version became current (its load time)"),
+        ("valid_to", "timestamp", "When a newer version or a retirement ended it (NULL: current)"),
+        ("inserted_at", "timestamp", "When this version was written"),
+        ("modified_at", "timestamp", "When this version was last changed (written or closed)"),
+    ),
+    SilverKind.FULL: (
+        ("is_current", "boolean", "Always true: the latest full snapshot of the datasource"),
+        ("loaded_at", "timestamp", "When the snapshot was loaded"),
+    ),
+}
+
+
 def _column_schema(table: SilverTable, metadata: Metadata) -> TableSchema:
+    """Every column of the Delta table: the metadata's, then the lineage, quality and version
+    columns the build adds."""
     columns = [
         TableColumn(c.column, c.type.sql_type, description=c.description)
         for c in metadata.columns_of(table.table)
     ]
-    extra = [(name, "string") for name in LINEAGE] + [
-        ("is_quarantined", "boolean"),
-        ("quarantine_reasons", "list<string>"),
-        ("quality_flags", "list<string>"),
-    ]
-    return TableSchema(columns=columns + [TableColumn(n, t) for n, t in extra])
+    added = (*_QUALITY_COLUMNS, *_VERSION_COLUMNS[table.kind])
+    named = {c.name for c in columns}
+    return TableSchema(
+        columns=columns + [TableColumn(n, t, d) for n, t, d in added if n not in named]
+    )
 
 
 def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefinition:
