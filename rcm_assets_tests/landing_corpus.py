@@ -1,5 +1,6 @@
 """The bad-input corpus for landing files: each case with what must become of every record."""
 
+import gzip
 from dataclasses import dataclass
 
 CLAIM_COLUMNS = (
@@ -88,6 +89,20 @@ CASES: dict[str, Case] = {
         records=3,
         landed=2,
         rejected={4: "duplicate ClaimID 'CLAIM90000001' (first on line 2)"},
+    ),
+    "gzip_named_csv": Case(
+        gzip.compress(_lines(CLAIM_COLUMNS, claim(1))),
+        rejected_file="the file is gzip-compressed, not CSV text",
+    ),
+    "zip_named_csv": Case(b"PK\x03\x04" + bytes(40), rejected_file="the file is a ZIP archive"),
+    "utf16_text": Case(
+        "\n".join([CLAIM_COLUMNS, claim(1)]).encode("utf-16"), rejected_file="NUL bytes"
+    ),
+    "latin1_header": Case(  # the undecodable byte is named, never dropped or garbled
+        _lines(CLAIM_COLUMNS.replace("ClaimID", "Cl\xe9imID", 1), claim(1))
+        .decode()
+        .encode("latin-1"),
+        rejected_file="unexpected column(s) Cl\\xe9imID",
     ),
     "crlf_and_blank_lines": Case(
         (CLAIM_COLUMNS + "\r\n" + claim(1) + "\r\n\r\n" + claim(2) + "\r\n").encode(),

@@ -26,8 +26,35 @@ REJECTED_SCHEMA = pl.Schema({"line_number": pl.Int64, "raw_text": pl.String, "re
 OTHER_DELIMITERS = (";", "\t", "|")
 
 
+# What a landing file that is not CSV text starts with, and what to call it.
+BINARY_SIGNATURES = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"PK\x03\x04": "a ZIP archive",
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"%PDF": "a PDF document",
+}
+
+
 class FileRejected(RcmError):
-    """The file as a whole cannot be ingested; the message says why."""
+    """The file as a whole cannot be ingested; the message says why.
+
+    Bytes of the file quoted in the message that are not UTF-8 show as `\\xNN`, so the reason
+    can always be written to the `.error.txt`, the audit log and the UI.
+    """
+
+    def __init__(self, message: str) -> None:
+        raw = message.encode("utf-8", "surrogateescape")
+        super().__init__(raw.decode("utf-8", "backslashreplace"))
+
+
+def check_is_text(data: bytes) -> None:
+    """Refuse, by name, a compressed or binary file that landed under a CSV name."""
+    for signature, kind in BINARY_SIGNATURES.items():
+        if data.startswith(signature):
+            raise FileRejected(f"the file is {kind}, not CSV text: land the uncompressed CSV")
+    if b"\x00" in data[:65536]:
+        raise FileRejected("the file holds NUL bytes: binary data or UTF-16 text, not UTF-8 CSV")
 
 
 @dataclass(frozen=True)
@@ -106,6 +133,7 @@ def _undecodable(fields: list[str]) -> int | None:
 
 
 def parse_landing_csv(data: bytes, table: LandingTable) -> ParsedFile:
+    check_is_text(data)
     return parse_in_bulk(data, table) or parse_by_record(data, table)
 
 
