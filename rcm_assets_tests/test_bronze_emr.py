@@ -279,6 +279,40 @@ def test_unparseable_watermark_fails_without_moving_the_watermark(
     assert logs.get_column("watermark_max")[1] == logs.get_column("watermark_max")[0]
 
 
+def test_a_watermark_in_the_future_fails_the_load_naming_the_row(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    run_all(instance, ["hos-b"])
+    table = sources.project.lake / "bronze" / "hosb" / "transactions"
+    version = delta_version(table)
+    victim = sources.rows("hosb", 'SELECT "TransactionID" FROM {transactions} LIMIT 1')[0][0]
+    sources.execute(  # a typo: year 2099
+        "hosb",
+        """UPDATE {transactions} SET "ModifiedDate" = '2099-01-05 10:00:00'
+        WHERE "TransactionID" = ?""",
+        (victim,),
+    )
+
+    outcomes = run_all(instance, ["hos-b"])
+
+    message = _failure(outcomes, "bronze/transactions", "hos-b")
+    assert "datasource hos-b" in message and "dbo.transactions" in message
+    assert "has a watermark 'ModifiedDate' in the future" in message
+    assert "'2099-01-05 10:00:00" in message and f"TransactionID={victim!r}" in message
+    assert "future_watermark_hours in metadata/databases.csv" in message
+    assert delta_version(table) == version  # nothing appended, the watermark did not move
+
+    sources.project.edit_metadata(  # a source whose clock is allowed to run far ahead
+        "databases.csv",
+        "RCM_DB_URI_HOSPITAL_B,Hospital B EMR (Azure SQL in production)",
+        "RCM_DB_URI_HOSPITAL_B,Hospital B EMR (Azure SQL in production),1000000",
+    )
+    sources.project.edit_metadata(
+        "databases.csv", "uri_env_var,description", "uri_env_var,description,future_watermark_hours"
+    )
+    assert all(o.status == "materialized" for o in run_all(instance, ["hos-b"]))
+
+
 def test_crash_between_bronze_commit_and_audit_row_loses_and_duplicates_nothing(
     sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:

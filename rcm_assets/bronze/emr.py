@@ -9,6 +9,7 @@ follows the batch size, not the table's.
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from dagster import (
@@ -26,6 +27,7 @@ from rcm_assets.bronze.watermark import (
     LINEAGE_COLUMNS,
     HighWatermark,
     drop_loaded,
+    future_watermarks,
     high_watermark,
     unparseable_watermarks,
     with_lineage,
@@ -68,20 +70,31 @@ def _extract(
         source.dialect, config.schema_name, config.table, columns, watermark, since
     )
 
+    latest = datetime.now(UTC) + timedelta(hours=source.future_watermark_hours)
+    offset = 0
+
+    def _refuse(bad: pl.DataFrame, what: str, why: str) -> None:
+        if bad.height:
+            first = bad.row(0, named=True)
+            raise SourceError(
+                f"datasource {config.datasource}: row {offset + first['row'] + 1} of "
+                f"{config.tablename}'s extract has a watermark {watermark!r} {what}, "
+                f"{first[watermark]!r}, in the row with {columns[0]}={first[columns[0]]!r}"
+                f"{why}; fix the source rows ({bad.height} in this batch)"
+            )
+
     def batches() -> Iterator[pl.DataFrame]:
-        offset = 0
+        nonlocal offset
         for rows in source.stream(query, config.tablename):
             rows = rows.cast(dict.fromkeys(columns, pl.String))
             if watermark:
-                bad = unparseable_watermarks(rows, watermark)
-                if bad.height:
-                    first = bad.row(0, named=True)
-                    raise SourceError(
-                        f"datasource {config.datasource}: row {offset + first['row'] + 1} of "
-                        f"{config.tablename}'s extract has a watermark {watermark!r} that is not "
-                        f"a date/time, {first[watermark]!r}, in the row with "
-                        f"{columns[0]}={first[columns[0]]!r}; fix the source rows"
-                    )
+                _refuse(unparseable_watermarks(rows, watermark), "that is not a date/time", "")
+                _refuse(
+                    future_watermarks(rows, watermark, latest),
+                    f"in the future (after {latest:%Y-%m-%d %H:%M} UTC)",
+                    "; a watermark from the future would hide every later change of the table "
+                    "(allowed: future_watermark_hours in metadata/databases.csv)",
+                )
                 offset += rows.height
                 rows = drop_loaded(rows, loaded)
             yield rows

@@ -26,6 +26,11 @@ def unparseable_watermarks(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     )
 
 
+def future_watermarks(frame: pl.DataFrame, column: str, after: datetime) -> pl.DataFrame:
+    """Rows (with their position in the extract) whose watermark is later than `after`."""
+    return frame.with_row_index("row").filter(parse_watermark(column) > after.replace(tzinfo=None))
+
+
 def high_watermark(frame: pl.LazyFrame, column: str) -> tuple[str | None, pl.DataFrame]:
     """The highest watermark (as the source wrote it) and every row that carries it.
 

@@ -55,6 +55,9 @@ class DatabaseSpec(_Row):
     database: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     uri_env_var: EnvVarName
     description: str = ""
+    # A watermark further than this after now is refused (a typo such as year 2099 would stop
+    # every later change from being extracted); allows for the source server's clock and zone.
+    future_watermark_hours: Annotated[float, Field(ge=0)] = 24.0
 
 
 class LoadConfig(_Row):

@@ -58,6 +58,7 @@ class SourceDatabase:
     datasource: str
     uri: str
     batch_rows: int = DEFAULT_BATCH_ROWS
+    future_watermark_hours: float = 24.0  # DatabaseSpec.future_watermark_hours
 
     @property
     def dialect(self) -> str:
@@ -163,7 +164,11 @@ class EmrSourcesResource(ConfigurableResource):
         configured = os.environ.get(spec.uri_env_var)
         uri = resolve_secret(configured) if configured else self.default_uri(spec.database)
         return SourceDatabase(
-            database=spec.database, datasource=datasource, uri=uri, batch_rows=self.batch_rows
+            database=spec.database,
+            datasource=datasource,
+            uri=uri,
+            batch_rows=self.batch_rows,
+            future_watermark_hours=spec.future_watermark_hours,
         )
 
     def default_uri(self, database: str) -> str:
