@@ -313,6 +313,49 @@ def test_a_watermark_in_the_future_fails_the_load_naming_the_row(
     assert all(o.status == "materialized" for o in run_all(instance, ["hos-b"]))
 
 
+def test_rows_an_incremental_extract_cannot_reach_fail_a_warning_check_naming_them(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    from rcm_assets.bronze.emr import WATERMARK_CHECK
+
+    run_all(instance, ["hos-b"])  # then two rows change in ways `>= watermark` never sees
+    [(first,), (second,)] = sources.rows(
+        "hosb", 'SELECT "TransactionID" FROM {transactions} ORDER BY "TransactionID" LIMIT 2'
+    )
+    sources.execute(
+        "hosb",
+        'UPDATE {transactions} SET "ModifiedDate" = NULL WHERE "TransactionID" = ?',
+        (first,),
+    )
+    if sources.backend == "sqlite":  # text that compares as text: 12/... sorts before 2025-...
+        sources.execute(
+            "hosb",
+            """UPDATE {transactions} SET "ModifiedDate" = '12/31/2026 10:00:00'
+            WHERE "TransactionID" = ?""",
+            (second,),
+        )
+    job = load_definitions().resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key="hos-b",
+        asset_selection=[AssetKey(["bronze", "transactions"])],
+        raise_on_error=False,
+    )
+
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == WATERMARK_CHECK
+    ]
+    assert not evaluation.passed and evaluation.severity.value == "WARN"
+    assert evaluation.metadata["null_watermark_rows"].value == 1
+    assert f"1 row(s) with a NULL ModifiedDate (e.g. TransactionID {first})" in (
+        evaluation.description
+    )
+    if sources.backend == "sqlite":
+        assert evaluation.metadata["not_comparable_rows"].value == 1
+        assert f"TransactionID {second} = 12/31/2026 10:00:00" in evaluation.description
+    assert result.success  # the rest of the table still loads
+
+
 def test_crash_between_bronze_commit_and_audit_row_loses_and_duplicates_nothing(
     sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:

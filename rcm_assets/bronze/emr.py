@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -38,7 +41,9 @@ from rcm_assets.lake.addresses import LakeAddresses
 from rcm_assets.lake.staging import staging
 from rcm_assets.metadata import LoadConfig, LoadType, Metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, SourceDatabase
-from rcm_assets.resources.source_sql import extract_query
+from rcm_assets.resources.source_sql import extract_query, watermark_audit_query
+
+WATERMARK_CHECK = "watermarks_extractable"
 
 
 def _loaded_watermark(config: LoadConfig, lake: LakeAddresses) -> tuple[str | None, pl.DataFrame]:
@@ -102,6 +107,46 @@ def _extract(
     return query, batches()
 
 
+def unreachable_rows(config: LoadConfig, source: SourceDatabase) -> AssetCheckResult:
+    """Whether every source row can be reached by the incremental extract: none has a NULL
+    watermark, and none a text watermark that does not compare as a date (not ISO)."""
+    if config.loadtype is not LoadType.INCREMENTAL or not config.watermark:
+        return AssetCheckResult(
+            check_name=WATERMARK_CHECK, passed=True, metadata={"load": "full: every row"}
+        )
+    key = source.columns(config.schema_name, config.table)[0]
+    audit = source.read(
+        watermark_audit_query(
+            source.dialect, config.schema_name, config.table, config.watermark, key
+        ),
+        f"the watermarks of {config.tablename}",
+    ).row(0, named=True)
+    problems = [
+        f"{audit['null_rows']:,} row(s) with a NULL {config.watermark} (e.g. {key} "
+        f"{audit['null_example']})"
+        if audit["null_rows"]
+        else "",
+        f"{audit['text_rows']:,} row(s) whose {config.watermark} is text that does not compare "
+        f"as a date/time (e.g. {key} {audit['text_example']})"
+        if audit["text_rows"]
+        else "",
+    ]
+    found = "; ".join(p for p in problems if p)
+    return AssetCheckResult(
+        check_name=WATERMARK_CHECK,
+        passed=not found,
+        severity=AssetCheckSeverity.WARN,
+        description=f"{config.tablename}: {found}: an incremental extract never reads them; fix "
+        "the source rows or load the table Full"
+        if found
+        else None,
+        metadata={
+            "null_watermark_rows": int(audit["null_rows"]),
+            "not_comparable_rows": int(audit["text_rows"]),
+        },
+    )
+
+
 def load_emr_table(
     config: LoadConfig,
     source: SourceDatabase,
@@ -155,11 +200,21 @@ def build_emr_bronze_asset(
 ) -> AssetsDefinition:
     """One bronze asset for `table`, with a partition per datasource that loads it."""
 
+    key = AssetKey(["bronze", table])
+
     @asset(
-        key=AssetKey(["bronze", table]),
+        key=key,
         group_name="bronze",
         partitions_def=StaticPartitionsDefinition(sorted(configs)),
         kinds={"polars", "delta"},
+        check_specs=[
+            AssetCheckSpec(
+                WATERMARK_CHECK,
+                asset=key,
+                description="Every source row can be reached by the incremental extract: no "
+                "NULL watermark, no text watermark that does not compare as a date/time",
+            )
+        ],
         description=(
             f"Raw `{table}` extracts from each hospital's EMR database, appended as text with "
             "datasource, load_id and ingested_at. Partitions: "
@@ -171,14 +226,17 @@ def build_emr_bronze_asset(
     ) -> MaterializeResult:
         config = configs[context.partition_key]
         source = emr_sources.open(metadata.databases[config.database], config.datasource)
-        try:
+        try:  # the source check first: a failure of its query must not follow a committed load
+            reachable = unreachable_rows(config, source)
             load = load_emr_table(config, source, lake.addresses, context.run.run_id, context.log)
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
         version = data_version(
             lake.addresses, load.bronze_uri, config.datasource, load.appended_load_id
         )
-        return MaterializeResult(metadata=load.asset_metadata(), data_version=version)
+        return MaterializeResult(
+            metadata=load.asset_metadata(), data_version=version, check_results=[reachable]
+        )
 
     return _bronze
 

@@ -63,6 +63,53 @@ def extract_query(
     return query.sql(dialect=dialect)
 
 
+# Dialects whose text form of a date/time column is not ISO (SQL Server: 'Jan  5 2025 10:00AM'):
+# the not-comparable count is not computed there.
+NON_ISO_TEXT_DIALECTS = {"tsql"}
+
+
+def watermark_audit_query(
+    dialect: str, schema: str | None, table: str, watermark: str, key: str
+) -> str:
+    """Count the rows an incremental extract on `watermark` can never reach, with an example key.
+
+    `wm >= since` is never true for a NULL watermark, and compares text that is not ISO
+    (`12/31/2026 10:00`) as text, so such rows are never extracted after the first load.
+    Columns: null_rows, null_example, text_rows, text_example ('' when none).
+    """
+    mark, name = exp.column(watermark, quoted=True), exp.column(key, quoted=True)
+
+    def text(column: exp.Expression) -> exp.Expression:
+        return exp.cast(column, exp.DataType.build("text"))
+
+    def count_and_example(
+        condition: exp.Expression, label: str, example: exp.Expression
+    ) -> list[exp.Expression]:
+        return [
+            exp.Count(this=exp.Case(ifs=[exp.If(this=condition, true=exp.Literal.number(1))])).as_(
+                f"{label}_rows"
+            ),
+            exp.Coalesce(
+                this=exp.Min(this=exp.Case(ifs=[exp.If(this=condition, true=example)])),
+                expressions=[exp.Literal.string("")],
+            ).as_(f"{label}_example"),
+        ]
+
+    is_null = exp.Is(this=mark, expression=exp.Null())
+    not_iso = exp.and_(
+        exp.Not(this=is_null),
+        exp.Not(this=exp.Like(this=text(mark), expression=exp.Literal.string("____-__-__%"))),
+    )
+    if dialect in NON_ISO_TEXT_DIALECTS:
+        not_iso = exp.false()
+    with_value = exp.Concat(expressions=[text(name), exp.Literal.string(" = "), text(mark)])
+    query = exp.select(
+        *count_and_example(is_null, "null", text(name)),
+        *count_and_example(not_iso, "text", with_value),
+    ).from_(_table(dialect, schema, table))
+    return query.sql(dialect=dialect)
+
+
 def _with_sentinel(query: exp.Select, columns: list[str]) -> exp.Union:
     """Put a non-NULL text row first, marked by a SENTINEL column (removed by the reader).
 
