@@ -296,3 +296,33 @@ def test_a_batch_that_breaks_the_contract_fails_naming_the_column(project: Proje
     )
     with pytest.raises(ContractError, match="department_name"):
         validate_contract(batch, table, metadata)
+
+
+def test_two_different_rows_for_one_key_and_watermark_are_quarantined_not_dropped(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    from rcm_assets.quality.rules import CONFLICTING_VERSIONS
+
+    [(victim,)] = sources.rows("hosa", 'SELECT "TransactionID" FROM {transactions} LIMIT 1')
+    columns = [row[1] for row in sources.rows("hosa", "PRAGMA table_info(transactions)")]
+    copied = ", ".join(f'"{c}"' if c != "Amount" else '"Amount" + 1' for c in columns)
+    sources.execute(  # the EMR table has no key constraint: a second, different row appears
+        "hosa",
+        f"INSERT INTO {{transactions}} SELECT {copied} FROM {{transactions}}"
+        ' WHERE "TransactionID" = ?',
+        (victim,),
+    )
+
+    run_all(instance)
+
+    silver = read_table(sources.project, "silver", "transactions").filter(
+        pl.col("transaction_key") == f"{victim}-hos-a"
+    )
+    assert silver.height == 1  # one version of the key
+    [row] = silver.to_dicts()
+    assert row["is_current"] and row["is_quarantined"]
+    assert CONFLICTING_VERSIONS in row["quarantine_reasons"]
+    bronze = read_table(sources.project, "bronze", "hosa/transactions")
+    assert bronze.filter(pl.col("TransactionID") == victim).height == 2  # both kept
+    fact = read_table(sources.project, "gold", "fact_transactions")
+    assert fact.filter(pl.col("transaction_key") == f"{victim}-hos-a").is_empty()

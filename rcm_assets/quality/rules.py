@@ -51,6 +51,40 @@ def apply_quality(frame: pl.LazyFrame, rules: list[QualityRule]) -> pl.LazyFrame
     )
 
 
+CONFLICTING_VERSIONS = "conflicting_versions"
+
+
+def flag_conflicting_versions(
+    batch: pl.LazyFrame, key: str, order_by: list[str], compare: list[str]
+) -> pl.LazyFrame:
+    """Quarantine rows that share their key and every `order_by` value (the source's
+    modification time, the load) with a row of different content.
+
+    Which of them is the newest cannot be told, so none is trusted: each gets the reason
+    `conflicting_versions` (the merge keeps one of them as the key's version, quarantined, so
+    gold leaves it out; bronze keeps them all). Only the groups are held, not the rows.
+    """
+    groups = [key, *order_by]
+    conflicting = (
+        batch.group_by(groups)
+        .agg(pl.struct(compare).n_unique().alias("__versions"))
+        .filter(pl.col("__versions") > 1)
+        .select(*groups, pl.lit(True).alias("__conflict"))
+    )
+    conflict = pl.col("__conflict").fill_null(False)
+    return (
+        batch.join(conflicting, on=groups, how="left", nulls_equal=True)
+        .with_columns(
+            pl.when(conflict)
+            .then(pl.col("quarantine_reasons").list.concat(pl.lit([CONFLICTING_VERSIONS])))
+            .otherwise(pl.col("quarantine_reasons"))
+            .alias("quarantine_reasons"),
+            (pl.col("is_quarantined") | conflict).alias("is_quarantined"),
+        )
+        .drop("__conflict")
+    )
+
+
 def rules_markdown(rules: list[QualityRule]) -> str:
     """The rules of a table as a Markdown table: what each checks, its action and severity, and
     the gold tables its failures reach (the way the Tuva Project tags its tests)."""

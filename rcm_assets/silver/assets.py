@@ -56,7 +56,7 @@ from rcm_assets.quality.measures import (
     orphan_measures,
     quarantine_measures,
 )
-from rcm_assets.quality.rules import rules_markdown
+from rcm_assets.quality.rules import flag_conflicting_versions, rules_markdown
 from rcm_assets.resources import LakeResource
 from rcm_assets.silver.cdm import silver_batch
 
@@ -142,6 +142,7 @@ def _merge_slice(
         "storage_options": options,
     }
     order_by = [name for name in (table.order_by, "load_id") if name]
+    lazy = flag_conflicting_versions(lazy, table.key, order_by, scd2["compare"])
     if not has_current_rows(target, datasource, options):
         # The first load of a hospital is the whole table: streamed in chunks, not merged.
         chunks = first_load_batches(lazy, key=table.key, order_by=order_by, chunk_rows=CHUNK_ROWS)
