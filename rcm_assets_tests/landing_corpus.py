@@ -33,65 +33,65 @@ class Case:
     rejected_file: str = ""
 
 
-def _lines(*lines: str) -> bytes:
-    return ("\n".join(lines) + "\n").encode()
+def lines(*texts: str) -> bytes:
+    return ("\n".join(texts) + "\n").encode()
 
 
 CASES: dict[str, Case] = {
     "empty": Case(b"", rejected_file="the file is empty"),
-    "header_only": Case(_lines(CLAIM_COLUMNS)),
+    "header_only": Case(lines(CLAIM_COLUMNS)),
     "missing_column": Case(
-        _lines(CLAIM_COLUMNS.replace(",PaidAmount", ""), claim(1).replace(",80.00", "")),
+        lines(CLAIM_COLUMNS.replace(",PaidAmount", ""), claim(1).replace(",80.00", "")),
         rejected_file="missing column(s) PaidAmount",
     ),
     "extra_column": Case(
-        _lines(CLAIM_COLUMNS + ",Remark", claim(1) + ",hello"),
+        lines(CLAIM_COLUMNS + ",Remark", claim(1) + ",hello"),
         rejected_file="unexpected column(s) Remark",
     ),
     "wrong_delimiter": Case(
-        _lines(CLAIM_COLUMNS.replace(",", ";"), claim(1).replace(",", ";")),
+        lines(CLAIM_COLUMNS.replace(",", ";"), claim(1).replace(",", ";")),
         rejected_file="is the file delimited by ','",
     ),
     "wrong_field_count": Case(
-        _lines(CLAIM_COLUMNS, claim(1), claim(2) + ",extra", claim(3).rsplit(",", 2)[0]),
+        lines(CLAIM_COLUMNS, claim(1), claim(2) + ",extra", claim(3).rsplit(",", 2)[0]),
         records=3,
         landed=1,
         rejected={3: "expected 18 fields, found 19", 4: "expected 18 fields, found 16"},
     ),
     "non_utf8": Case(
-        _lines(CLAIM_COLUMNS, claim(1))
+        lines(CLAIM_COLUMNS, claim(1))
         + claim(2).replace("Medicare", "M\xe9dicare").encode("latin-1")
         + b"\n"
-        + _lines(claim(3)),
+        + lines(claim(3)),
         records=3,
         landed=2,
         rejected={3: "column PayorType is not valid UTF-8"},
     ),
     "embedded_newline": Case(
-        _lines(CLAIM_COLUMNS, claim(1).replace("Paid,", '"Paid\nafter appeal",', 1), claim(2)),
+        lines(CLAIM_COLUMNS, claim(1).replace("Paid,", '"Paid\nafter appeal",', 1), claim(2)),
         records=2,
         landed=2,
     ),
     "bad_quoting": Case(
-        _lines(CLAIM_COLUMNS, claim(1), claim(2).replace("Paid", '"Pa"id'), claim(3)),
+        lines(CLAIM_COLUMNS, claim(1), claim(2).replace("Paid", '"Pa"id'), claim(3)),
         records=3,
         landed=2,
         rejected={3: "not valid CSV"},
     ),
     "unclosed_quote": Case(
-        _lines(CLAIM_COLUMNS, claim(1), claim(2).replace("Paid", '"Paid'), claim(3), claim(4)),
+        lines(CLAIM_COLUMNS, claim(1), claim(2).replace("Paid", '"Paid'), claim(3), claim(4)),
         records=4,
         landed=3,
         rejected={3: "a quote opened on this line is never closed"},
     ),
     "duplicate_claim_id": Case(
-        _lines(CLAIM_COLUMNS, claim(1), claim(2), claim(1, status="Denied")),
+        lines(CLAIM_COLUMNS, claim(1), claim(2), claim(1, status="Denied")),
         records=3,
         landed=2,
         rejected={4: "duplicate ClaimID 'CLAIM90000001' (first on line 2)"},
     ),
     "gzip_named_csv": Case(
-        gzip.compress(_lines(CLAIM_COLUMNS, claim(1))),
+        gzip.compress(lines(CLAIM_COLUMNS, claim(1))),
         rejected_file="the file is gzip-compressed, not CSV text",
     ),
     "zip_named_csv": Case(b"PK\x03\x04" + bytes(40), rejected_file="the file is a ZIP archive"),
@@ -99,7 +99,7 @@ CASES: dict[str, Case] = {
         "\n".join([CLAIM_COLUMNS, claim(1)]).encode("utf-16"), rejected_file="NUL bytes"
     ),
     "latin1_header": Case(  # the undecodable byte is named, never dropped or garbled
-        _lines(CLAIM_COLUMNS.replace("ClaimID", "Cl\xe9imID", 1), claim(1))
+        lines(CLAIM_COLUMNS.replace("ClaimID", "Cl\xe9imID", 1), claim(1))
         .decode()
         .encode("latin-1"),
         rejected_file="unexpected column(s) Cl\\xe9imID",

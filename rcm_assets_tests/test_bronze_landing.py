@@ -11,7 +11,7 @@ from rcm_assets.resources.landing import LandingPathError, LandingStoreResource
 from rcm_assets.runs import load_definitions
 from rcm_assets_tests.bronze_helpers import run_all
 from rcm_assets_tests.conftest import Project
-from rcm_assets_tests.landing_corpus import CASES, CLAIM_COLUMNS, Case, claim
+from rcm_assets_tests.landing_corpus import CASES, CLAIM_COLUMNS, Case, claim, lines
 
 CLAIMS = AssetKey(["bronze", "claims"])
 
@@ -215,3 +215,26 @@ def test_cpt_codes_are_not_partitioned(sampled: Project, instance: DagsterInstan
     cpt = pl.read_delta(str(sampled.lake / "bronze" / "cpt_codes"))
     assert "datasource" not in cpt.columns
     assert cpt["source_file"].n_unique() == 2
+
+
+def test_a_re_sent_older_claim_never_becomes_current_again(
+    project: Project, instance: DagsterInstance
+) -> None:
+    silver = AssetKey(["silver", "claims"])
+    job = load_definitions().resolve_implicit_global_asset_job_def()
+
+    def land(name: str, amount: str, modified: str) -> ExecuteInProcessResult:
+        row = claim(1).replace("100.00", amount).replace("2025-01-06 10:00:00", modified)
+        ingest(instance, [drop(project, f"claims/{name}", lines(CLAIM_COLUMNS, row))])
+        return job.execute_in_process(instance=instance, asset_selection=[silver])
+
+    land("hospital1_jan.csv", "100.00", "2025-01-06 10:00:00")
+    land("hospital1_feb.csv", "150.00", "2025-02-01 10:00:00")
+    again = land("hospital1_jan_resent.csv", "120.00", "2025-01-06 10:00:00")  # older: stale
+
+    [materialization] = again.get_asset_materialization_events()
+    assert materialization.step_materialization_data.materialization.metadata["stale"].value == 1
+    rows = pl.read_delta(str(project.lake / "silver" / "claims"))
+    [current] = rows.filter(pl.col("is_current")).to_dicts()
+    assert float(current["claim_amount"]) == 150.0
+    assert rows.height == 2  # January's first version (closed) and February's

@@ -396,3 +396,22 @@ def test_loads_must_arrive_in_loaded_at_order_and_be_timezone_aware(uri: str) ->
     with pytest.raises(ValueError, match="timezone-aware"):
         merge(uri, patients([("p1", "Ann", "Rome")]), datetime(2024, 5, 1))
     assert version(uri) == 0
+
+
+def test_a_version_older_than_the_current_one_never_becomes_current(uri: str) -> None:
+    """A re-sent old file: its rows carry an older source modification time than the current
+    versions, so they are counted as stale and the newer versions stay current."""
+    merge(uri, patients([("p1", "Ann", "Oslo", 5), ("p2", "Bob", "Rome", 5)]), T0)
+    merge(uri, patients([("p1", "Ann", "Paris", 9)], load_id="L2"), at(1))
+
+    stats = merge(
+        uri,
+        patients([("p1", "Ann", "Oslo", 5), ("p2", "Bob", "Nice", 6)], load_id="L3"),
+        at(2),
+        version_time="source_modified_at",
+    )
+
+    assert stats.stale == 1 and stats.inserted == 1 and stats.closed == 1
+    now = current(uri).sort("patient_key")
+    assert now.select("patient_key", "city").rows() == [("p1-hos-a", "Paris"), ("p2-hos-a", "Nice")]
+    assert_one_current_row_per_key(uri)

@@ -47,9 +47,10 @@ _IN_TABLE = "__in_table"
 _CURRENT = "__current"
 _CHANGED = "__changed"
 _NEW = "__new"
+_STALE = "__stale"
 
 CONSUMED_LOAD_IDS = "consumed_load_ids"
-_RESERVED_METADATA = ("operation", "inserted", "closed", "retired", "unchanged")
+_RESERVED_METADATA = ("operation", "inserted", "closed", "retired", "unchanged", "stale")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class MergeStats:
     retired: int  # current versions closed because the key vanished from a full snapshot
     unchanged: int  # batch keys whose current version is identical
     version: int | None  # Delta version written, None when nothing changed (no commit at all)
+    stale: int = 0  # batch keys older (by `version_time`) than their current version: skipped
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class _Plan:
     closed_keys: pl.Series  # keys whose current version ends because it changed
     retired_keys: pl.Series  # keys whose current version ends because the key vanished
     unchanged: int
+    stale: int  # keys whose batch row is older than their current version
 
     @property
     def is_empty(self) -> bool:
@@ -83,6 +86,7 @@ class _Plan:
             retired=self.retired_keys.len(),
             unchanged=self.unchanged,
             version=version,
+            stale=self.stale,
         )
 
 
@@ -98,6 +102,7 @@ def scd2_merge(
     commit_metadata: Mapping[str, object],
     retire_absent: bool = False,
     storage_options: Mapping[str, str] | None = None,
+    version_time: str | None = None,
 ) -> MergeStats:
     """Merge one datasource's batch into an SCD2 Delta table in at most one commit.
 
@@ -113,6 +118,10 @@ def scd2_merge(
     (see `consumed_load_ids`). With `retire_absent` the batch is a full snapshot: current keys of
     this datasource that it lacks are closed (an empty snapshot closes them all). A batch column
     the table lacks is added to the schema (NULL in older rows) when the merge commits.
+
+    `version_time` names the source's own modification time: a batch row older by it than the
+    key's current version (a re-sent old file, a restored backup) is stale and never becomes
+    current; it is counted (`stale`), and the row stays in bronze.
     """
     _check_batch(batch, key, datasource, [*compare, *order_by], loaded_at)
     metadata = _merge_metadata(commit_metadata, datasource)
@@ -126,9 +135,9 @@ def scd2_merge(
     # concurrent writer surfaces as a commit conflict rather than as a stale change set.
     target_schema = pl.scan_delta(table).collect_schema()
     latest = _cast_to(latest, target_schema).with_columns(row_hash(compare))
-    current = _current_versions(table, key, datasource, compare, latest.schema)
+    current = _current_versions(table, key, datasource, compare, latest.schema, version_time)
     _check_time_moves_forward(current, loaded_at, datasource)
-    plan = _plan(latest, current, key, retire_absent)
+    plan = _plan(latest, current, key, retire_absent, version_time)
     if plan.is_empty:
         return plan.stats(version=None)
 
@@ -300,7 +309,10 @@ def _join_load_ids(load_ids: Iterable[object]) -> str:
 
 
 def _counts(stats: MergeStats) -> dict[str, int]:
-    return {name: value for name, value in asdict(stats).items() if name != "version"}
+    counts = {name: value for name, value in asdict(stats).items() if name != "version"}
+    if not counts["stale"]:  # recorded only when a batch had stale rows
+        del counts["stale"]
+    return counts
 
 
 def _latest_per_key(batch: pl.DataFrame, key: str, order_by: list[str]) -> pl.DataFrame:
@@ -355,9 +367,14 @@ def _cast_to(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
 
 
 def _current_versions(
-    table: DeltaTable, key: str, datasource: str, compare: list[str], batch_schema: pl.Schema
+    table: DeltaTable,
+    key: str,
+    datasource: str,
+    compare: list[str],
+    batch_schema: pl.Schema,
+    version_time: str | None = None,
 ) -> pl.DataFrame:
-    """Key, row hash and `valid_from` of the datasource's current rows.
+    """Key, row hash, `valid_from` (and `version_time`) of the datasource's current rows.
 
     Only the key and the stored hash are read; versions written before the table had a
     `row_hash` get theirs from their `compare` columns (one that the table lacks reads as NULL).
@@ -365,8 +382,9 @@ def _current_versions(
     scan = pl.scan_delta(table)
     stored = scan.collect_schema()
     current = scan.filter(pl.col(DATASOURCE) == datasource, pl.col("is_current"))
+    times = [version_time] if version_time and version_time in stored else []
     if ROW_HASH in stored:
-        hashed = current.select(pl.col(key), pl.col(ROW_HASH), pl.col("valid_from")).collect()
+        hashed = current.select(key, ROW_HASH, "valid_from", *times).collect()
         if not hashed.get_column(ROW_HASH).null_count():
             return hashed
     columns = [
@@ -375,7 +393,7 @@ def _current_versions(
     ]
     return (
         current.select(pl.col(key), *columns, pl.col("valid_from"))
-        .select(pl.col(key), row_hash(compare), pl.col("valid_from"))
+        .select(pl.col(key), row_hash(compare), pl.col("valid_from"), *times)
         .collect()
     )
 
@@ -389,23 +407,36 @@ def _check_time_moves_forward(current: pl.DataFrame, loaded_at: datetime, dataso
         )
 
 
-def _plan(latest: pl.DataFrame, current: pl.DataFrame, key: str, retire_absent: bool) -> _Plan:
+def _plan(
+    latest: pl.DataFrame,
+    current: pl.DataFrame,
+    key: str,
+    retire_absent: bool,
+    version_time: str | None = None,
+) -> _Plan:
     stored = current.drop("valid_from").with_columns(pl.lit(True).alias(_IN_TABLE))
     joined = latest.join(stored, on=key, how="left", suffix=_CURRENT)
     in_table = pl.col(_IN_TABLE).fill_null(False)
     differs = pl.col(ROW_HASH).ne_missing(pl.col(f"{ROW_HASH}{_CURRENT}"))
-    joined = joined.with_columns((in_table & differs).alias(_CHANGED), (~in_table).alias(_NEW))
+    stale = pl.lit(False)
+    if version_time and f"{version_time}{_CURRENT}" in joined.columns:
+        stale = (pl.col(version_time) < pl.col(f"{version_time}{_CURRENT}")).fill_null(False)
+    joined = joined.with_columns(
+        (in_table & differs & ~stale).alias(_CHANGED), (~in_table).alias(_NEW), stale.alias(_STALE)
+    )
     retired = (
         current.join(latest, on=key, how="anti").get_column(key)
         if retire_absent
         else current.get_column(key).clear()
     )
     new_versions = joined.filter(pl.col(_CHANGED) | pl.col(_NEW))
+    stale_rows = int(joined.get_column(_STALE).sum())
     return _Plan(
         new_versions=new_versions.select(latest.columns),
         closed_keys=joined.filter(_CHANGED).get_column(key),
         retired_keys=retired,
-        unchanged=joined.height - new_versions.height,
+        unchanged=joined.height - new_versions.height - stale_rows,
+        stale=stale_rows,
     )
 
 

@@ -70,6 +70,7 @@ class SilverBuild:
     unchanged: int = 0
     retired: int = 0
     replaced: int = 0
+    stale: int = 0  # rows older than their key's current version: never made current
     consumed: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -151,12 +152,27 @@ def _merge_slice(
     else:
         batch = validate_contract(lazy.collect(), table, metadata)
         stats = scd2_merge(
-            target, batch, order_by=order_by, retire_absent=table.retire_absent, **scd2
+            target,
+            batch,
+            order_by=order_by,
+            retire_absent=table.retire_absent,
+            version_time=table.order_by,
+            **scd2,
         )
+        if stats.stale:
+            logging.getLogger(__name__).warning(
+                "silver/%s %s: %d row(s) older than their key's current version (by %s) were "
+                "not made current; they stay in bronze",
+                table.table,
+                datasource,
+                stats.stale,
+                table.order_by,
+            )
     build.inserted += stats.inserted
     build.closed += stats.closed
     build.unchanged += stats.unchanged
     build.retired += stats.retired
+    build.stale += stats.stale
     return pending
 
 
@@ -319,6 +335,7 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
                 "unchanged": build.unchanged,
                 "retired": build.retired,
                 "replaced": build.replaced,
+                "stale": build.stale,
                 "consumed_loads": MetadataValue.json(build.consumed),
                 "quality": MetadataValue.md(markdown(measures)),
                 "duration_seconds": round(time.monotonic() - started, 3),
