@@ -326,3 +326,30 @@ def test_two_different_rows_for_one_key_and_watermark_are_quarantined_not_droppe
     assert bronze.filter(pl.col("TransactionID") == victim).height == 2  # both kept
     fact = read_table(sources.project, "gold", "fact_transactions")
     assert fact.filter(pl.col("transaction_key") == f"{victim}-hos-a").is_empty()
+
+
+def test_a_truncated_full_snapshot_is_held_back_and_reported(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    run_all(instance)
+    [cpt_file] = sorted((sources.project.home / "landing" / "processed" / "cptcodes").glob("*/*"))
+    truncated = cpt_file.read_text().splitlines()[:11]  # the header and 10 of the 149 codes
+    (sources.project.home / "landing" / "cptcodes" / "cpt_cut.csv").write_text(
+        "\n".join(truncated) + "\n"
+    )
+    sources.execute("hosa", "DELETE FROM {providers} WHERE rowid > 3")  # an almost empty extract
+
+    outcomes = run_all(instance)
+
+    failed = {o.asset: o.message for o in outcomes if o.status == "failed"}
+    assert set(failed) == {"silver/cpt_codes", "silver/providers"}, failed
+    assert "silver/cpt_codes cpt: the full snapshot in load(s) " in failed["silver/cpt_codes"]
+    assert "has 10 key(s), 7% of the 149 current row(s)" in failed["silver/cpt_codes"]
+    assert "held back, nothing applied" in failed["silver/cpt_codes"]
+    assert "silver/providers hos-a: " in failed["silver/providers"]
+    assert "hos-b" not in failed["silver/providers"]  # the other hospital was applied
+    cpt = read_table(sources.project, "silver", "cpt_codes").filter(pl.col("is_current"))
+    assert cpt.height == 149
+    providers = read_table(sources.project, "silver", "providers")
+    assert providers.filter(pl.col("datasource") == "hos-a").height > 3
+    assert read_table(sources.project, "gold", "dim_cpt_code").height == 149

@@ -173,6 +173,14 @@ class SilverTable(_Row):
     retire_absent: FlagEmptyIsFalse = False
     default_datasource: NoneIfEmpty[Slug] = None
     description: str = ""
+    # A full snapshot (a `full` table, or `retire_absent`) with fewer keys than this share of
+    # the datasource's current rows is held back, not applied: a truncated or empty extract
+    # would otherwise retire the missing rows.
+    min_snapshot_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.kind is SilverKind.FULL or self.retire_absent
 
 
 class SilverColumn(_Row):

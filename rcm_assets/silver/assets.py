@@ -72,6 +72,11 @@ class SilverBuild:
     replaced: int = 0
     stale: int = 0  # rows older than their key's current version: never made current
     consumed: dict[str, list[str]] = field(default_factory=dict)
+    held_back: list[str] = field(default_factory=list)  # snapshots not applied, and why
+
+
+class SnapshotHeldBack(RcmError):
+    """A full snapshot much smaller than the rows it would replace was not applied."""
 
 
 def _pending_loads(scan: pl.LazyFrame, consumed: set[str], kind: SilverKind) -> list[str]:
@@ -101,7 +106,12 @@ def build_silver_table(
             _merge_slice, table, metadata, target, datasource, scan, run_id, options, build
         )
         # A merge that lost a commit race wrote nothing: it reads the consumed loads again.
-        pending = delta.retry_on_conflict(merge, f"silver/{table.table} {datasource}", log)
+        try:
+            pending = delta.retry_on_conflict(merge, f"silver/{table.table} {datasource}", log)
+        except SnapshotHeldBack as held:  # the other datasources still merge
+            build.held_back.append(str(held))
+            log.error("%s", held)
+            continue
         if pending:
             build.consumed[datasource] = pending
             log.info(
@@ -128,6 +138,8 @@ def _merge_slice(
     if not pending:
         return []
     lazy = silver_batch(scan.filter(pl.col("load_id").is_in(pending)), table, metadata, datasource)
+    if table.is_snapshot:
+        _check_snapshot_size(lazy, table, target, datasource, pending, options)
     loaded_at = datetime.now(UTC)
     if table.kind is SilverKind.FULL:
         batch = validate_contract(lazy.collect(), table, metadata)
@@ -174,6 +186,29 @@ def _merge_slice(
     build.retired += stats.retired
     build.stale += stats.stale
     return pending
+
+
+def _check_snapshot_size(
+    batch: pl.LazyFrame,
+    table: SilverTable,
+    target: str,
+    datasource: str,
+    pending: list[str],
+    options: dict | None,
+) -> None:
+    """Hold back a snapshot with fewer keys than `min_snapshot_share` of the current rows."""
+    current = delta.row_count(
+        target, options, (pl.col("datasource") == datasource) & pl.col("is_current")
+    )
+    keys = batch.select(pl.col(table.key).n_unique()).collect().item()
+    if current and keys < table.min_snapshot_share * current:
+        raise SnapshotHeldBack(
+            f"silver/{table.table} {datasource}: the full snapshot in load(s) "
+            f"{', '.join(pending)} has {keys:,} key(s), {keys / current:.0%} of the {current:,} "
+            f"current row(s) (at least {table.min_snapshot_share:.0%} expected, "
+            "min_snapshot_share in metadata/silver_tables.csv): held back, nothing applied; "
+            "it stays pending until a complete snapshot arrives or the share is lowered"
+        )
 
 
 def _replace(
@@ -321,6 +356,8 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
             build = build_silver_table(table, metadata, tables, context.run.run_id, context.log)
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
+        if build.held_back:  # after the other datasources committed
+            raise Failure(description="; ".join(build.held_back), allow_retries=False)
         current = current_rows(tables, table.table, {table.key: pl.String, **CURRENT_SCHEMA})
         measures = pl.concat([quarantine_measures(current), duplicate_measures(current, table.key)])
         record_measures(tables, measures, table.table, context.run.run_id)
