@@ -356,6 +356,30 @@ def test_rows_an_incremental_extract_cannot_reach_fail_a_warning_check_naming_th
     assert result.success  # the rest of the table still loads
 
 
+def test_a_column_gone_from_the_source_stops_the_load_unless_metadata_allows_it(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    run_all(instance, ["hos-b"])
+    table = sources.project.lake / "bronze" / "hosb" / "patients"
+    version = delta_version(table)
+    sources.execute("hosb", 'ALTER TABLE {patients} DROP COLUMN "M_Name"')
+
+    outcomes = run_all(instance, ["hos-b"])
+
+    message = _failure(outcomes, "bronze/patients", "hos-b")
+    assert "datasource hos-b: column(s) M_Name of dbo.patients are gone from the source" in message
+    assert "list them in the dropped_columns of hos-b,dbo.patients" in message
+    assert delta_version(table) == version
+
+    sources.project.edit_metadata("load_config.csv", "targetpath\n", "targetpath,dropped_columns\n")
+    sources.project.edit_metadata(
+        "load_config.csv",
+        "hos-b,dbo.patients,Incremental,Updated_Date,1,hosb",
+        "hos-b,dbo.patients,Incremental,Updated_Date,1,hosb,M_Name",
+    )
+    assert all(o.status == "materialized" for o in run_all(instance, ["hos-b"]))
+
+
 def test_crash_between_bronze_commit_and_audit_row_loses_and_duplicates_nothing(
     sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:

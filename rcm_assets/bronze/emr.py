@@ -54,11 +54,39 @@ def _loaded_watermark(config: LoadConfig, lake: LakeAddresses) -> tuple[str | No
     return high_watermark(delta.scan(uri, lake.storage_options), config.watermark)
 
 
+def _check_no_column_vanished(config: LoadConfig, columns: list[str], lake: LakeAddresses) -> None:
+    """A source column bronze has but the source lost is a schema change: stop, unless metadata
+    lists it in `dropped_columns` (silver would otherwise write new versions with it NULL)."""
+    uri = lake.emr_bronze(config)
+    if not delta.exists(uri, lake.storage_options):
+        return
+    stored = delta.scan(uri, lake.storage_options).collect_schema().names()
+    gone = [
+        name
+        for name in stored
+        if name not in columns
+        and name not in LINEAGE_COLUMNS
+        and name not in config.dropped_columns
+    ]
+    if gone:
+        raise SourceError(
+            f"datasource {config.datasource}: column(s) {', '.join(gone)} of {config.tablename} "
+            "are gone from the source but are in bronze: a schema change, so nothing was "
+            f"loaded; restore them at the source, or list them in the dropped_columns of "
+            f"{config.datasource},{config.tablename} in metadata/load_config.csv"
+        )
+
+
 def _extract(
-    config: LoadConfig, source: SourceDatabase, since: str | None, loaded: pl.DataFrame
+    config: LoadConfig,
+    source: SourceDatabase,
+    since: str | None,
+    loaded: pl.DataFrame,
+    lake: LakeAddresses,
 ) -> tuple[str, Iterator[pl.DataFrame]]:
     """The query for rows at or above `since`, and its batches minus the rows already `loaded`."""
     columns = source.columns(config.schema_name, config.table)
+    _check_no_column_vanished(config, columns, lake)
     clashes = sorted(set(columns) & set(LINEAGE_COLUMNS))
     if clashes:
         raise SourceError(
@@ -173,7 +201,7 @@ def load_emr_table(
     )
     with attempt.failure_recorded(), staging() as staged:
         since, loaded = _loaded_watermark(config, lake)
-        query, batches = _extract(config, source, since, loaded)
+        query, batches = _extract(config, source, since, loaded, lake)
         record = attempt.update(watermark_from=since, watermark_max=since, query=query)
         highest = HighWatermark(config.watermark or "")
         for rows in batches:

@@ -70,6 +70,9 @@ class LoadConfig(_Row):
     watermark: NoneIfEmpty[Identifier] = None
     is_active: Flag
     targetpath: Slug
+    # Source columns that may be gone from the source although bronze has them (a schema
+    # change the team accepted); any other vanished column stops the load.
+    dropped_columns: Words = ()
 
     @property
     def schema_name(self) -> str | None:
