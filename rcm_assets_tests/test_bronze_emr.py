@@ -380,6 +380,36 @@ def test_a_column_gone_from_the_source_stops_the_load_unless_metadata_allows_it(
     assert all(o.status == "materialized" for o in run_all(instance, ["hos-b"]))
 
 
+def test_two_runs_at_once_never_load_the_same_slice_twice(
+    sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rcm_assets.bronze import emr
+    from rcm_assets.bronze.load_record import ConcurrentLoadError
+    from rcm_assets.metadata import load_metadata
+    from rcm_assets.resources import EmrSourcesResource, LakeResource
+
+    metadata, lake = load_metadata(), LakeResource().addresses
+    [config] = [
+        c for c in metadata.load_configs if (c.datasource, c.table) == ("hos-b", "patients")
+    ]
+    source = EmrSourcesResource().open(metadata.databases[config.database], "hos-b")
+    real = emr._loaded_watermark
+
+    def then_another_run_loads(config: object, lake: object) -> object:
+        read = real(config, lake)  # this run has read the watermark; a second run loads now
+        monkeypatch.setattr(emr, "_loaded_watermark", real)
+        emr.load_emr_table(config, source, lake, run_id="second-run")
+        return read
+
+    monkeypatch.setattr(emr, "_loaded_watermark", then_another_run_loads)
+    with pytest.raises(ConcurrentLoadError, match="was loaded by another run while this one"):
+        emr.load_emr_table(config, source, lake, run_id="first-run")
+
+    assert bronze(sources.project, "hosb", "patients").height == sources.count("hosb", "patients")
+    statuses = audit_logs(sources.project).sort("loaddate").get_column("status").to_list()
+    assert statuses == ["failed", "success"]  # the first run started first, and refused
+
+
 def test_crash_between_bronze_commit_and_audit_row_loses_and_duplicates_nothing(
     sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -200,6 +200,12 @@ def load_emr_table(
         watermark_column=config.watermark if incremental else None,
     )
     with attempt.failure_recorded(), staging() as staged:
+        uri = lake.emr_bronze(config)
+        read_at = (
+            delta.version(uri, lake.storage_options)
+            if delta.exists(uri, lake.storage_options)
+            else -1
+        )
         since, loaded = _loaded_watermark(config, lake)
         query, batches = _extract(config, source, since, loaded, lake)
         record = attempt.update(watermark_from=since, watermark_max=since, query=query)
@@ -209,7 +215,7 @@ def load_emr_table(
                 highest.update(rows)
             staged.add(with_lineage(rows, config.datasource, record.load_id, record.loaded_at))
         attempt.update(watermark_max=highest.text or since)
-        load = attempt.commit(staged)
+        load = attempt.commit(staged, read_version=read_at)
     log.info(
         "%s %s: %d row(s) appended (%s, watermark %s → %s) in %.2fs",
         config.datasource,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import polars as pl
 from dagster import DataVersion, MetadataValue
 
+from rcm_assets.errors import RcmError
 from rcm_assets.lake import audit, delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
 from rcm_assets.lake.staging import Staged
@@ -128,6 +129,10 @@ class LoadRecord:
         }
 
 
+class ConcurrentLoadError(RcmError):
+    """Another run loaded the same datasource's table from the same watermark meanwhile."""
+
+
 class LoadAttempt:
     """A load in progress: recovers missing audit rows first, then commits or records failure."""
 
@@ -177,12 +182,19 @@ class LoadAttempt:
         row = replace(self.record, duration_seconds=self._elapsed(), **fields)
         audit.append_logs(self.audit_uri, [row.audit_row(status, error)], self.lake.storage_options)
 
-    def commit(self, rows: pl.DataFrame | Staged) -> LoadRecord:
-        """Append the rows (lineage already on them) in one commit; then the success row."""
+    def commit(self, rows: pl.DataFrame | Staged, read_version: int | None = None) -> LoadRecord:
+        """Append the rows (lineage already on them) in one commit; then the success row.
+
+        `read_version` is the bronze version the extract's watermark was read at: a load of
+        the same datasource committed since (a second run at the same time) read the same
+        watermark, so this extract overlaps it and is not appended (`ConcurrentLoadError`).
+        """
         options = self.lake.storage_options
         count = rows.height if isinstance(rows, pl.DataFrame) else rows.rows
         record = self.update(rows=count)
         if count:
+            if read_version is not None:
+                self._refuse_overlap(read_version)
             data = rows if isinstance(rows, pl.DataFrame) else rows.reader()
             version = delta.append(record.bronze_uri, data, record.commit_metadata(), options)
             record = self.update(bronze_version=version)
@@ -192,6 +204,26 @@ class LoadAttempt:
         )
         audit.append_logs(self.audit_uri, [self.record.audit_row("success")], options)
         return self.record
+
+    def _refuse_overlap(self, read_version: int) -> None:
+        uri, options = self.record.bronze_uri, self.lake.storage_options
+        if not delta.exists(uri, options) or delta.version(uri, options) == read_version:
+            return
+        overlapping = [
+            commit["rcm"]
+            for commit in delta.commits(uri, options)
+            if commit["version"] > read_version
+            and commit["rcm"].get("operation") == "load"
+            and commit["rcm"].get("datasource") == self.record.datasource
+        ]
+        if overlapping:
+            other = overlapping[-1]
+            raise ConcurrentLoadError(
+                f"datasource {self.record.datasource}: {self.record.table} was loaded by another "
+                f"run while this one extracted (load {other.get('load_id')}, run "
+                f"{other.get('run_id')}), from the same watermark: this extract overlaps it and "
+                "was not appended, so nothing is loaded twice; the next run continues from there"
+            )
 
     @contextmanager
     def failure_recorded(self) -> Iterator[LoadAttempt]:
