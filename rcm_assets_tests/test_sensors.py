@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, build_sensor_context
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from rcm_assets.resources import LandingStoreResource
@@ -166,3 +166,16 @@ def test_daemon_ingests_a_dropped_file_end_to_end(
         return keys.select(pl.len()).collect().item() == rows
 
     server.wait_until(silver_has_the_new_claims, timeout=240, what="silver/claims to follow")
+
+    check = AssetCheckKey(AssetKey(["silver", "claims"]), "referential_integrity")
+
+    def automation_evaluated_the_check() -> bool:  # the table's checks run with it, unattended
+        history = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
+        if not history or history[0].status.value == "PLANNED":
+            return False
+        run = instance.get_run_by_id(history[0].run_id)
+        return run is not None and run.tags.get("dagster/from_automation_condition") == "true"
+
+    server.wait_until(
+        automation_evaluated_the_check, timeout=240, what="silver/claims referential_integrity"
+    )

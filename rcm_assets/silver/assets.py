@@ -20,6 +20,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AutomationCondition,
     DataVersion,
     Failure,
     MaterializeResult,
@@ -404,6 +405,9 @@ def build_referential_checks(table: SilverTable, metadata: Metadata) -> list:
         name="referential_integrity",
         blocking=blocking,
         additional_deps=[AssetKey(["silver", p]) for p in parents if p != table.table],
+        # Without a condition of its own, a run the automation sensor starts for the table
+        # would leave this check out (the UI would show it "Not Evaluated").
+        automation_condition=AutomationCondition.eager(),
         description="Share of current rows whose reference key matches no current parent row, "
         f"per column and datasource, at most {max_rate:.0%}: "
         + ", ".join(f"{c.column} → {c.references}" for c in references),
