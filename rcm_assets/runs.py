@@ -177,7 +177,7 @@ def _checks(result: ExecuteInProcessResult) -> dict[str, list[CheckOutcome]]:
                 CheckOutcome(
                     evaluation.check_name,
                     evaluation.severity.value,
-                    _summary(evaluation.metadata),
+                    evaluation.description or _summary(evaluation.metadata),
                 )
             )
     return failed

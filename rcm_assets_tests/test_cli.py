@@ -93,11 +93,18 @@ def test_run_names_an_unknown_partition(sampled: Project) -> None:
 def test_run_prints_the_cause_of_a_failed_step_and_the_checks_that_did_not_pass(
     sampled: Project,
 ) -> None:
+    import gzip
     import sqlite3
+
+    from rcm_assets_tests.landing_corpus import CLAIM_COLUMNS, claim, lines
 
     source = sampled.home / "sources" / "healthcare-rcm-hospital-b.db"
     with sqlite3.connect(source) as connection:  # the watermark column is renamed at the source
         connection.execute("ALTER TABLE transactions RENAME COLUMN ModifiedDate TO Modified")
+    landing = sampled.home / "landing" / "claims"
+    (landing / "HOSPITAL1_UPPER.CSV").write_bytes(lines(CLAIM_COLUMNS, claim(1)))  # Windows
+    (landing / "notes.txt").write_text("not a claims file")
+    (landing / "hospital2_zipped.csv").write_bytes(gzip.compress(lines(CLAIM_COLUMNS, claim(2))))
 
     result = _run(str(BIN / "rcm"), "run", check=False)
 
@@ -111,6 +118,17 @@ def test_run_prints_the_cause_of_a_failed_step_and_the_checks_that_did_not_pass(
     checks = result.stdout.split("\nChecks that did not pass:\n")[1].split("\n\n")[0]
     # hos-b's claims now reference no transaction at all
     assert "WARN  silver/claims [-] referential_integrity: worst rate 100.00% > allowed" in checks
+    assert (
+        "WARN  bronze/claims [hos-a] no_unmatched_files: 1 file(s) match no pattern "
+        "(hospital1_*.csv, hospital2_*.csv) of metadata/landing_files.csv and are not ingested: "
+        "claims/notes.txt"
+    ) in checks
+    assert (
+        "ERROR bronze/claims [hos-b] no_rejected_files: claims/hospital2_zipped.csv rejected: "
+        "the file is gzip-compressed, not CSV text"
+    ) in checks
+    claims = pl.read_delta(str(sampled.lake / "bronze" / "claims"))
+    assert claims.filter(pl.col("source_file") == "claims/HOSPITAL1_UPPER.CSV").height == 1
     assert " 1 failed, " in result.stdout
 
 

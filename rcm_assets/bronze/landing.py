@@ -224,8 +224,25 @@ def files_to_ingest(
     return chosen
 
 
+def unmatched_files(
+    table: LandingTable, store: LandingStoreResource, metadata: Metadata
+) -> list[str]:
+    """Files in the table's landing folder whose name matches none of its patterns: never
+    ingested, so reported (not moved, not guessed)."""
+    return [
+        file.path
+        for file in store.list_files(table.folder)
+        if metadata.match_landing_file(table.table, file.name) is None
+    ]
+
+
 def _results(
-    outcomes: list[FileOutcome], table_rows: int, seconds: float, version: DataVersion
+    outcomes: list[FileOutcome],
+    table_rows: int,
+    seconds: float,
+    version: DataVersion,
+    unmatched: list[str],
+    patterns: str,
 ) -> MaterializeResult:
     rejected_files = [o for o in outcomes if o.status == "rejected"]
     rejected_rows = sum(o.rejected_rows for o in outcomes)
@@ -258,9 +275,21 @@ def _results(
                 metadata={"rejected_rows": rejected_rows, "table": "audit/rejected_rows"},
             ),
             AssetCheckResult(
+                check_name="no_unmatched_files",
+                passed=not unmatched,
+                severity=AssetCheckSeverity.WARN,
+                description=f"{len(unmatched)} file(s) match no pattern ({patterns}) of "
+                f"metadata/landing_files.csv and are not ingested: {', '.join(unmatched)}"
+                if unmatched
+                else None,
+                metadata={"unmatched_files": len(unmatched)},
+            ),
+            AssetCheckResult(
                 check_name="no_rejected_files",
                 passed=not rejected_files,
                 severity=AssetCheckSeverity.ERROR,
+                description="; ".join(f"{o.path} rejected: {o.reason}" for o in rejected_files)
+                or None,
                 metadata={
                     "rejected_files": len(rejected_files),
                     "reasons": MetadataValue.md(
@@ -296,6 +325,12 @@ def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> Asset
                 asset=key,
                 description="Every record of the ingested files landed "
                 "(rejects: audit/rejected_rows).",
+            ),
+            AssetCheckSpec(
+                "no_unmatched_files",
+                asset=key,
+                description="Every file in the landing folder matches a pattern of "
+                "metadata/landing_files.csv (others are never ingested).",
             ),
             AssetCheckSpec(
                 "no_rejected_files",
@@ -334,7 +369,9 @@ def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> Asset
         version = data_version(
             lake.addresses, uri, datasource or "landing", committed[-1] if committed else None
         )
-        return _results(outcomes, rows, time.monotonic() - started, version)
+        patterns = ", ".join(p.pattern for p in metadata.patterns_for(table.table))
+        unmatched = unmatched_files(table, landing, metadata)
+        return _results(outcomes, rows, time.monotonic() - started, version, unmatched, patterns)
 
     return _landing
 

@@ -109,7 +109,8 @@ class LandingFilePattern(_Row):
     datasource: NoneIfEmpty[Slug] = None
 
     def matches(self, name: str) -> bool:
-        return fnmatch.fnmatchcase(name, self.pattern)
+        """Case-insensitively: `HOSPITAL1_JAN.CSV` from a Windows system is `hospital1_*.csv`."""
+        return fnmatch.fnmatchcase(name.lower(), self.pattern.lower())
 
 
 class Schedule(_Row):
