@@ -539,3 +539,28 @@ def test_a_killed_loads_staging_folder_is_removed_by_the_next_load(tmp_path: Pat
 
     assert remove_abandoned(tmp_path) == [abandoned]
     assert not abandoned.exists() and ours.exists()
+
+
+def test_boundary_rows_written_differently_by_another_engine_are_not_loaded_twice() -> None:
+    """A hospital moves from SQLite to PostgreSQL: the same rows at the last watermark come back
+    as `161.10` and `...10:00:00.000`; they are the loaded rows, and only new ones pass."""
+    from rcm_assets.bronze.watermark import drop_loaded
+
+    loaded = pl.DataFrame(
+        {"id": ["1", "2"], "amount": ["161.1", "5"], "modified": ["2024-01-01 10:00:00"] * 2}
+    )
+    extract = pl.DataFrame(
+        {
+            "id": ["1", "2", "3"],
+            "amount": ["161.10", "5.00", "7"],
+            "modified": ["2024-01-01 10:00:00.000", "2024-01-01T10:00:00", "2024-01-01 10:00:00"],
+        }
+    )
+
+    kept = drop_loaded(extract, loaded, "modified")
+
+    assert kept.get_column("id").to_list() == ["3"]  # the new row at the boundary instant
+    changed = extract.with_columns(
+        pl.when(pl.col("id") == "2").then(pl.lit("6")).otherwise("amount").alias("amount")
+    )
+    assert sorted(drop_loaded(changed, loaded, "modified").get_column("id")) == ["2", "3"]

@@ -129,7 +129,7 @@ def _extract(
                     "(allowed: future_watermark_hours in metadata/databases.csv)",
                 )
                 offset += rows.height
-                rows = drop_loaded(rows, loaded)
+                rows = drop_loaded(rows, loaded, watermark)
             yield rows
 
     return query, batches()

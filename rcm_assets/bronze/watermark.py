@@ -44,13 +44,45 @@ def high_watermark(frame: pl.LazyFrame, column: str) -> tuple[str | None, pl.Dat
     return boundary.get_column(column).sort().item(-1), boundary
 
 
-def drop_loaded(extract: pl.DataFrame, loaded: pl.DataFrame) -> pl.DataFrame:
-    """Remove rows identical (NULL-safe, over the extract's columns) to rows already loaded."""
+def normal_form(column: str) -> pl.Expr:
+    """The value as one canonical text, whichever engine wrote it: a date/time in ISO form
+    (`2024-01-01 10:00:00.000` = `2024-01-01 10:00:00`), a number without its trailing zeros
+    (PostgreSQL's `161.10` = SQLite's `161.1`), any other text stripped."""
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.coalesce(
+        parse_datetime(text).dt.to_string("%Y-%m-%dT%H:%M:%S%.f"),
+        text.cast(pl.Float64, strict=False).cast(pl.String),
+        text,
+    ).alias(column)
+
+
+def drop_loaded(extract: pl.DataFrame, loaded: pl.DataFrame, watermark: str) -> pl.DataFrame:
+    """Remove the extract's rows already in bronze: rows at a loaded watermark instant whose
+    every value has the same normal form (NULL-safe) as a loaded row's, so a source that moved
+    to another engine, which writes `161.10` for `161.1`, is not loaded twice."""
     if loaded.is_empty() or extract.is_empty():
         return extract
     columns = [name for name in extract.columns if name in loaded.columns]
-    already = loaded.select(columns).cast(dict.fromkeys(columns, pl.String)).unique()
-    return extract.join(already, on=columns, how="anti", nulls_equal=True)
+    instants = loaded.select(parse_watermark(watermark)).to_series().unique().implode()
+    at_boundary = parse_watermark(watermark).is_in(instants).fill_null(False)
+    candidates = extract.filter(at_boundary)
+    if candidates.is_empty():
+        return extract
+    already = loaded.select(normal_form(name) for name in columns).unique()
+    normal = [f"__normal_{index}" for index in range(len(columns))]
+    kept = (
+        candidates.with_columns(
+            normal_form(name).alias(n) for name, n in zip(columns, normal, strict=True)
+        )
+        .join(
+            already.rename(dict(zip(columns, normal, strict=True))),
+            on=normal,
+            how="anti",
+            nulls_equal=True,
+        )
+        .drop(normal)
+    )
+    return pl.concat([extract.filter(~at_boundary), kept])
 
 
 def with_lineage(
