@@ -137,18 +137,27 @@ def _extract(
 
 def unreachable_rows(config: LoadConfig, source: SourceDatabase) -> AssetCheckResult:
     """Whether every source row can be reached by the incremental extract: none has a NULL
-    watermark, and none a text watermark that does not compare as a date (not ISO)."""
+    watermark, and none a text watermark that does not compare as a date (not ISO). Run after
+    the load, which has already failed with a clear error when the source or column is gone."""
     if config.loadtype is not LoadType.INCREMENTAL or not config.watermark:
         return AssetCheckResult(
             check_name=WATERMARK_CHECK, passed=True, metadata={"load": "full: every row"}
         )
-    key = source.columns(config.schema_name, config.table)[0]
-    audit = source.read(
-        watermark_audit_query(
-            source.dialect, config.schema_name, config.table, config.watermark, key
-        ),
-        f"the watermarks of {config.tablename}",
-    ).row(0, named=True)
+    try:  # after the load committed: a failure here is the check's, never the load's
+        key = source.columns(config.schema_name, config.table)[0]
+        audit = source.read(
+            watermark_audit_query(
+                source.dialect, config.schema_name, config.table, config.watermark, key
+            ),
+            f"the watermarks of {config.tablename}",
+        ).row(0, named=True)
+    except SourceError as error:
+        return AssetCheckResult(
+            check_name=WATERMARK_CHECK,
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description=f"could not count the unreachable rows: {error}",
+        )
     problems = [
         f"{audit['null_rows']:,} row(s) with a NULL {config.watermark} (e.g. {key} "
         f"{audit['null_example']})"
@@ -260,8 +269,7 @@ def build_emr_bronze_asset(
     ) -> MaterializeResult:
         config = configs[context.partition_key]
         source = emr_sources.open(metadata.databases[config.database], config.datasource)
-        try:  # the source check first: a failure of its query must not follow a committed load
-            reachable = unreachable_rows(config, source)
+        try:
             load = load_emr_table(config, source, lake.addresses, context.run.run_id, context.log)
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
@@ -269,7 +277,9 @@ def build_emr_bronze_asset(
             lake.addresses, load.bronze_uri, config.datasource, load.appended_load_id
         )
         return MaterializeResult(
-            metadata=load.asset_metadata(), data_version=version, check_results=[reachable]
+            metadata=load.asset_metadata(),
+            data_version=version,
+            check_results=[unreachable_rows(config, source)],
         )
 
     return _bronze
