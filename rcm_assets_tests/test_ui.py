@@ -155,7 +155,7 @@ def _draw_asset_graph(chromium: str, url: str, labels: Counter[str]) -> dict[str
             try:
                 _show_whole_graph(page, graph)
                 missing = _labels_not_shown(graph, labels)
-                deadline = time.monotonic() + 10
+                deadline = time.monotonic() + 30  # a busy machine renders late
                 while missing and time.monotonic() < deadline:  # late renders of culled nodes
                     time.sleep(0.5)
                     missing = _labels_not_shown(graph, labels)
