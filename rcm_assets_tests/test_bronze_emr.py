@@ -248,21 +248,28 @@ def test_missing_watermark_column_is_named(sources: Sources, instance: DagsterIn
     assert not (sources.project.lake / "bronze" / "hosb" / "encounters").exists()
 
 
+def _one_watermark_becomes(
+    sources: Sources, instance: DagsterInstance, value: str
+) -> tuple[Path, int, str]:
+    """After hos-b's first load, one transaction's watermark becomes `value` at the source:
+    the bronze table, its version and the transaction id."""
+    run_all(instance, ["hos-b"])
+    table = sources.project.lake / "bronze" / "hosb" / "transactions"
+    victim = sources.rows("hosb", 'SELECT "TransactionID" FROM {transactions} LIMIT 1')[0][0]
+    sources.execute(
+        "hosb",
+        'UPDATE {transactions} SET "ModifiedDate" = ? WHERE "TransactionID" = ?',
+        (value, victim),
+    )
+    return table, delta_version(table), victim
+
+
 def test_unparseable_watermark_fails_without_moving_the_watermark(
     sources: Sources, instance: DagsterInstance
 ) -> None:
     if sources.backend != "sqlite":
         pytest.skip("a PostgreSQL TIMESTAMP column cannot hold an unparseable value")
-    run_all(instance, ["hos-b"])
-    table = sources.project.lake / "bronze" / "hosb" / "transactions"
-    version = delta_version(table)
-    victim = sources.rows("hosb", 'SELECT "TransactionID" FROM {transactions} LIMIT 1')[0][0]
-    sources.execute(
-        "hosb",
-        """UPDATE {transactions} SET "ModifiedDate" = '2099-13-45 99:00'
-        WHERE "TransactionID" = ?""",
-        (victim,),
-    )
+    table, version, victim = _one_watermark_becomes(sources, instance, "2099-13-45 99:00")
 
     outcomes = run_all(instance, ["hos-b"])
 
@@ -282,16 +289,8 @@ def test_unparseable_watermark_fails_without_moving_the_watermark(
 def test_a_watermark_in_the_future_fails_the_load_naming_the_row(
     sources: Sources, instance: DagsterInstance
 ) -> None:
-    run_all(instance, ["hos-b"])
-    table = sources.project.lake / "bronze" / "hosb" / "transactions"
-    version = delta_version(table)
-    victim = sources.rows("hosb", 'SELECT "TransactionID" FROM {transactions} LIMIT 1')[0][0]
-    sources.execute(  # a typo: year 2099
-        "hosb",
-        """UPDATE {transactions} SET "ModifiedDate" = '2099-01-05 10:00:00'
-        WHERE "TransactionID" = ?""",
-        (victim,),
-    )
+    # a typo: year 2099
+    table, version, victim = _one_watermark_becomes(sources, instance, "2099-01-05 10:00:00")
 
     outcomes = run_all(instance, ["hos-b"])
 

@@ -7,8 +7,9 @@ Every build commit records what it read, so the next build knows what changed si
 - **Unchanged**: every input is still at the recorded version; no commit at all.
 - **Refresh**: the only commits on the inputs since are SCD2 merges into silver (and, for a KPI
   mart, refreshes of the fact). A dimension or the fact takes the silver rows modified since the
-  recorded watermarks, rebuilds the rows of those keys and merges them in one commit (a key no
-  longer current, or now quarantined, is deleted); the fact's commit records the KPI cells the
+  recorded watermarks and rebuilds only the rows of those keys; the table's other rows stream
+  through unchanged into one overwrite commit (a key no longer current, or now quarantined, is
+  gone); the fact's commit records the KPI cells the
   old and new rows touch (`rcm.changed_months`). A KPI mart recomputes only those
   (datasource, month end) cells, from the fact rows that contribute to them, and replaces them
   in one commit, unless they are most of the mart (a change to an old claim still open touches
@@ -142,8 +143,8 @@ class GoldBuilder:
         """Bring the table up to date in at most one commit (see the module docstring)."""
         versions = self.versions()
         last = self.last_build()
-        recorded = json.loads(last[INPUT_VERSIONS]) if last else None
-        if not full and recorded == versions:
+        recorded: dict[str, int] = json.loads(last[INPUT_VERSIONS]) if last else {}
+        if not full and last is not None and recorded == versions:
             return Build(UNCHANGED, versions, 0)
         frames = self.frames(versions)
         commit = {"run_id": run_id, INPUT_VERSIONS: json.dumps(versions, sort_keys=True)}
@@ -151,21 +152,25 @@ class GoldBuilder:
             commit[WATERMARKS] = json.dumps(self._watermarks(frames), sort_keys=True)
         if self.table.kind == "kpi":
             commit[MONTH_BOUNDS] = json.dumps(_bounds(frames[f"gold/{FACT}"]))
-        if not full and last is not None and self._may_refresh(last, recorded or {}, versions):
-            written = self._refresh(last, recorded or {}, versions, frames, commit)
+        if not full and last is not None and self._may_refresh(last, recorded, versions):
+            written = self._refresh(last, recorded, versions, frames, commit)
             if written is not None:
                 return Build(REFRESH, versions, written)
         rows = build_frame(self.table, self.metadata, frames).with_columns(_refreshed_at())
+        self._overwrite(rows, commit, REBUILD)
+        return Build(REBUILD, versions, delta.row_count(self.uri, self.lake.storage_options))
+
+    def _overwrite(self, rows: pl.LazyFrame, commit: Mapping[str, str], operation: str) -> None:
+        """One overwrite commit, streamed: the table is never held whole in memory."""
         rows.sink_delta(
             self.uri,
             mode="overwrite",
             storage_options=dict(self.lake.storage_options or {}),
             delta_write_options={
                 "schema_mode": "overwrite",
-                "commit_properties": delta.commit_properties({"operation": REBUILD, **commit}),
+                "commit_properties": delta.commit_properties({"operation": operation, **commit}),
             },
         )
-        return Build(REBUILD, versions, delta.row_count(self.uri, self.lake.storage_options))
 
     def _watermarks(self, frames: Frames) -> dict[str, dict[str, str]]:
         return {
@@ -248,17 +253,15 @@ class GoldBuilder:
                 changes.touched_months(before), changes.touched_months(rows.lazy())
             )
             commit[CHANGED_MONTHS] = json.dumps(changes.ranges_to_json(touched_months))
-        rows = rows.cast(dict(stored.collect_schema()))
-        deleted = keys.join(rows.select(key), on=key, how="anti").get_column(key)
-        delta.upsert(
-            self.uri,
-            rows,
-            deleted,
-            key,
-            {"operation": REFRESH, **commit},
-            self.lake.storage_options,
+        # The rows of other keys stream through unchanged, the changed keys' rows are replaced
+        # (or gone): one overwrite commit, memory bounded by the changed rows. A delta-rs merge
+        # would rewrite every file holding a changed key, which a batch spread over the table
+        # makes all of them, and held about twice the memory (measured, docs/performance.md).
+        kept = stored.join(keys.lazy(), on=key, how="anti")
+        self._overwrite(
+            pl.concat([kept, rows.cast(dict(stored.collect_schema())).lazy()]), commit, REFRESH
         )
-        return rows.height + deleted.len()
+        return rows.height + keys.join(rows.select(key), on=key, how="anti").height
 
     @staticmethod
     def _changed_transactions(frames: Frames, changed: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:

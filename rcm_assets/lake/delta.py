@@ -17,14 +17,12 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from rcm_assets.errors import RcmError
-from rcm_assets.lake import predicates as P
 
 if TYPE_CHECKING:  # pyarrow imports numpy: not at definitions load
     import pyarrow as pa
 
 COMMIT_PREFIX = "rcm."
 CONFLICT_ATTEMPTS = 4
-_DELETE = "__delete"  # merge source flag of `upsert`
 T = TypeVar("T")
 
 
@@ -123,43 +121,6 @@ def overwrite_where(
         },
     )
     return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
-
-
-def upsert(
-    uri: str,
-    rows: pl.DataFrame,
-    deleted_keys: pl.Series,
-    key: str,
-    commit_metadata: Mapping[str, Any],
-    storage_options: Mapping[str, str] | None = None,
-) -> int:
-    """One merge commit by `key`: `rows` replace the rows of their keys or are inserted, and
-    the rows of `deleted_keys` are deleted. Only the files holding those keys are rewritten.
-    The table's key must be unique; so must the keys of `rows` and `deleted_keys` together."""
-    table = DeltaTable(uri, storage_options=dict(storage_options or {}))
-    deleted = deleted_keys.cast(rows.schema[key]).rename(key).to_frame()
-    source = pl.concat(
-        [
-            rows.with_columns(pl.lit(False).alias(_DELETE)),
-            deleted.with_columns(pl.lit(True).alias(_DELETE)),
-        ],
-        how="diagonal",
-    )
-    delete = P.sql(P.column(_DELETE, "s"))
-    (
-        table.merge(
-            source,
-            predicate=P.sql(P.equals(P.column(key, "t"), P.column(key, "s"))),
-            source_alias="s",
-            target_alias="t",
-            commit_properties=commit_properties(commit_metadata),
-        )
-        .when_matched_delete(predicate=delete)
-        .when_matched_update_all(except_cols=[_DELETE])
-        .when_not_matched_insert_all(predicate=f"NOT {delete}", except_cols=[_DELETE])
-        .execute()
-    )
-    return table.version()
 
 
 def version(uri: str, storage_options: Mapping[str, str] | None = None) -> int:
