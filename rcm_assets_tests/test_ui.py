@@ -151,7 +151,8 @@ def _draw_asset_graph(chromium: str, url: str, labels: Counter[str]) -> dict[str
             page.set_default_timeout(30_000)
             page.goto(f"{url}/asset-groups")  # "Lineage" in the navigation
             graph = page.locator("[data-svg-viewport]")
-            expect(graph.locator(":scope > div > svg")).to_be_attached()
+            # the default 5 s of `expect` is short for a first render on a busy machine
+            expect(graph.locator(":scope > div > svg")).to_be_attached(timeout=60_000)
             try:
                 _show_whole_graph(page, graph)
                 missing = _labels_not_shown(graph, labels)
