@@ -245,7 +245,8 @@ class GoldBuilder:
         rows = build_frame(self.table, self.metadata, restricted).with_columns(_refreshed_at())
         rows = rows.collect()
         stored = delta.scan(self.uri, self.lake.storage_options)
-        if rows.columns != stored.collect_schema().names():
+        schema = stored.collect_schema()
+        if rows.columns != schema.names():
             return None  # the table's columns changed: rebuild it
         if self.table.kind == "fact":
             before = stored.join(keys.lazy(), on=key, how="semi")
@@ -258,9 +259,7 @@ class GoldBuilder:
         # would rewrite every file holding a changed key, which a batch spread over the table
         # makes all of them, and held about twice the memory (measured, docs/performance.md).
         kept = stored.join(keys.lazy(), on=key, how="anti")
-        self._overwrite(
-            pl.concat([kept, rows.cast(dict(stored.collect_schema())).lazy()]), commit, REFRESH
-        )
+        self._overwrite(pl.concat([kept, rows.cast(dict(schema)).lazy()]), commit, REFRESH)
         return rows.height + keys.join(rows.select(key), on=key, how="anti").height
 
     @staticmethod
@@ -336,15 +335,19 @@ def _share_of_cells(
     first, last = (date.fromisoformat(b) if b else None for b in bounds)
     if first is None or last is None:
         return 1.0
-    months = (last.year - first.year) * 12 + last.month - first.month + 1
     sources = fact.select(pl.col("datasource").n_unique()).collect().item() or 1
     covered = sum(
-        (end.year - start.year) * 12 + end.month - start.month + 1
+        _months(start, end)
         for start, until in ranges.values()
         for end in [min(until or last, last)]
         if end >= start
     )
-    return covered / (months * sources)
+    return covered / (_months(first, last) * sources)
+
+
+def _months(first: date, last: date) -> int:
+    """Month ends from `first` to `last`, both included."""
+    return (last.year - first.year) * 12 + last.month - first.month + 1
 
 
 def _cells_predicate(ranges: changes.MonthRanges) -> P.Expression:

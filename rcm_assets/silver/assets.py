@@ -104,7 +104,7 @@ def build_silver_table(
         datasource, scan = piece.datasource, delta.scan(piece.uri, options)
         scan = scan.filter(piece.where) if piece.where is not None else scan
         merge = partial(
-            _merge_slice, table, metadata, target, datasource, scan, run_id, options, build
+            _merge_slice, table, metadata, target, datasource, scan, run_id, options, build, log
         )
         # A merge that lost a commit race wrote nothing: it reads the consumed loads again.
         try:
@@ -130,6 +130,7 @@ def _merge_slice(
     run_id: str,
     options: dict | None,
     build: SilverBuild,
+    log: logging.Logger,
 ) -> list[str]:
     """Merge one datasource's unconsumed bronze loads in one commit; return those loads."""
     consumed = (
@@ -173,7 +174,7 @@ def _merge_slice(
             **scd2,
         )
         if stats.stale:
-            logging.getLogger(__name__).warning(
+            log.warning(
                 "silver/%s %s: %d row(s) older than their key's current version (by %s) were "
                 "not made current; they stay in bronze",
                 table.table,
