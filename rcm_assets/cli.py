@@ -2,6 +2,7 @@
 
 import argparse
 import signal
+import socket
 import sys
 import time
 from collections import Counter
@@ -59,11 +60,35 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+class _StopSignals:
+    """Remembers a SIGINT / SIGTERM whichever Python handler took it (Dagster installs its own
+    during a run) and even if the handler's exception was swallowed: the C-level handler writes
+    every signal number to a wake-up socket, read here between runs."""
+
+    def __init__(self) -> None:
+        self._reader, writer = socket.socketpair()
+        self._reader.setblocking(False)
+        writer.setblocking(False)
+        self._writer = writer
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self.received = False
+
+    def __call__(self) -> bool:
+        try:
+            numbers = self._reader.recv(256)
+        except BlockingIOError:
+            numbers = b""
+        self.received |= bool({signal.SIGINT, signal.SIGTERM} & set(numbers))
+        return self.received
+
+
 def _run(args: argparse.Namespace) -> int:
     from rcm_assets.runs import default_instance, format_outcomes, load_definitions, materialize_all
 
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: stop, never start the next run
+    for signum in (signal.SIGTERM, signal.SIGINT):  # stop, never start the next run
+        signal.signal(signum, _interrupt)
+    stop_signals = _StopSignals()
     try:
         outcomes = materialize_all(
             load_definitions(),
@@ -71,6 +96,7 @@ def _run(args: argparse.Namespace) -> int:
             args.partition,
             tags={"rcm/command": "run"},
             console_log_level="INFO" if args.verbose else "CRITICAL",
+            should_stop=stop_signals,
         )
     except KeyboardInterrupt:
         print("rcm run: interrupted before any run started; nothing was written", file=sys.stderr)
@@ -85,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         f"{time.monotonic() - started:.1f}s (runs in {dagster_home()})"
     )
     stopped = [f"{o.asset} [{o.partition or '-'}]" for o in outcomes if o.status == "interrupted"]
-    if stopped or count["not started"]:
+    if stopped or count["not started"] or stop_signals():
         print(
             f"rcm run: interrupted; stopped {', '.join(stopped) or 'between runs'}, "
             f"{count['not started']} asset partition(s) not started",

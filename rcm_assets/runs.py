@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -223,6 +223,16 @@ def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Out
     return outcomes
 
 
+def _was_interrupted(result: ExecuteInProcessResult) -> bool:
+    """A signal between steps fails the run, not a step (Dagster holds it until a step boundary)."""
+    return any(
+        event.is_run_failure
+        and (error := getattr(event.event_specific_data, "error", None)) is not None
+        and error.cls_name == INTERRUPTED
+        for event in result.all_events
+    )
+
+
 def check_partitions(defs: Definitions, partitions: Iterable[str]) -> None:
     """Raise naming every requested partition that no asset has."""
     graph = defs.resolve_asset_graph()
@@ -247,13 +257,15 @@ def materialize_all(
     tags: dict[str, str] | None = None,
     console_log_level: str = "CRITICAL",
     layers: Iterable[str] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[Outcome]:
     """Run every asset partition; the console shows only `console_log_level` and above (the
     instance's event log, and so the UI, always gets everything).
 
     A SIGINT or SIGTERM interrupts the run in progress (Dagster stops its steps; what they had
     not committed is not in the lake) and starts no further run: the assets of the runs left
-    are reported `not started`.
+    are reported `not started`. `should_stop` is asked between runs too, because Python drops
+    the exception a signal handler raises while a garbage-collection callback runs.
     """
     if partitions is not None:
         partitions = list(partitions)
@@ -263,6 +275,7 @@ def materialize_all(
     outcomes: list[Outcome] = []
     interrupted = False
     for partition, keys in plan_runs(defs, partitions, layers):
+        interrupted = interrupted or (should_stop is not None and should_stop())
         if interrupted:
             outcomes += [
                 Outcome(key.to_user_string(), partition, "not started", message="") for key in keys
@@ -286,7 +299,7 @@ def materialize_all(
             outcomes += [Outcome(k.to_user_string(), partition, "not started") for k in keys]
             continue
         reported = _outcomes(result, partition)
-        interrupted = any(o.status == "interrupted" for o in reported)
+        interrupted = _was_interrupted(result) or any(o.status == "interrupted" for o in reported)
         seen = {o.asset for o in reported}
         reported += [
             Outcome(

@@ -161,6 +161,41 @@ def test_sigterm_stops_rcm_run_and_no_further_run_starts(sampled: Project) -> No
     )
 
 
+def test_a_signal_whose_handler_swallowed_it_still_stops_rcm_run() -> None:
+    """Dagster replaces the SIGTERM handler during a run, and an exception raised in a
+    garbage-collection callback is dropped: the signal itself must still be seen."""
+    import signal
+
+    from rcm_assets.cli import _StopSignals
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a handler that raises nothing
+    try:
+        stop = _StopSignals()
+        assert not stop()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop() and stop()  # and it stays seen
+    finally:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_no_run_starts_once_a_stop_is_asked(sampled: Project) -> None:
+    from rcm_assets.runs import default_instance, load_definitions, materialize_all
+
+    answers = iter([False, True, True])  # asked before each of the three runs
+    with default_instance() as instance:
+        outcomes = materialize_all(
+            load_definitions(), instance, layers=["bronze"], should_stop=lambda: next(answers)
+        )
+        runs = instance.get_runs()
+
+    assert len(runs) == 1
+    statuses = {(o.partition, o.status) for o in outcomes}
+    assert ("hos-a", "materialized") in statuses
+    assert ("hos-b", "not started") in statuses
+    assert ("hos-b", "materialized") not in statuses
+
+
 def test_metadata_mistake_is_one_clear_line(project: Project) -> None:
     project.edit_metadata("load_config.csv", "dbo.providers,Full", "dbo.providers,Fulll")
 
