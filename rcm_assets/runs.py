@@ -30,6 +30,7 @@ from rcm_assets.gold.assets import FULL_REBUILD_TAG
 from rcm_assets.settings import dagster_home
 
 INTERRUPTED = "DagsterExecutionInterruptedError"  # a step stopped by SIGINT / SIGTERM
+CHECK_FAILED = "DagsterAssetCheckFailedError"  # a blocking check did not pass
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -84,6 +85,7 @@ class Outcome:
     message: str = ""
     written: int | None = None  # rows this materialization wrote (0: nothing changed)
     checks: tuple[CheckOutcome, ...] = ()  # the checks that did not pass
+    failed_blocking_check: bool = False  # its data is written but must not flow further down
 
 
 class UnknownPartitionError(RcmError):
@@ -214,6 +216,7 @@ def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Out
                     asset=(event.step_key or "?").replace("__", "/"),
                     partition=partition,
                     status="interrupted" if interrupted else "failed",
+                    failed_blocking_check=failure.error.cls_name == CHECK_FAILED,
                     message="stopped by a signal before it finished (a commit is all or "
                     "nothing: no table is half-written)"
                     if interrupted
@@ -270,16 +273,29 @@ def materialize_all(
     if partitions is not None:
         partitions = list(partitions)
         check_partitions(defs, partitions)
-    job = defs.resolve_implicit_global_asset_job_def()
+    job, graph = defs.resolve_implicit_global_asset_job_def(), defs.resolve_asset_graph()
+    parents = {key: graph.get(key).parent_keys for key in graph.get_all_asset_keys()}
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     outcomes: list[Outcome] = []
     interrupted = False
+    blocked: list[tuple[AssetKey, str | None]] = []  # failed a blocking check, or held below one
     for partition, keys in plan_runs(defs, partitions, layers):
         interrupted = interrupted or (should_stop is not None and should_stop())
         if interrupted:
             outcomes += [
                 Outcome(key.to_user_string(), partition, "not started", message="") for key in keys
             ]
+            continue
+        # Dagster holds back what is below a failed blocking check within a run; across runs
+        # (a hospital's silver, then gold over every hospital) this does.
+        held = _held_back(parents, keys, partition, blocked)
+        outcomes += [
+            Outcome(key.to_user_string(), partition, "skipped", message=f"not run: {cause}")
+            for key, cause in held.items()
+        ]
+        blocked += [(key, partition) for key in held]
+        keys = [key for key in keys if key not in held]
+        if not keys:
             continue
         run_id = str(uuid.uuid4())  # known before Dagster creates the run
         try:
@@ -313,8 +329,37 @@ def materialize_all(
             for key in keys
             if key.to_user_string() not in seen
         ]
+        blocked += [
+            (AssetKey.from_user_string(o.asset), partition)
+            for o in reported
+            if o.failed_blocking_check
+        ]
         outcomes.extend(reported)
     return outcomes
+
+
+def _held_back(
+    parents: Mapping[AssetKey, set[AssetKey]],
+    keys: list[AssetKey],
+    partition: str | None,
+    blocked: list[tuple[AssetKey, str | None]],
+) -> dict[AssetKey, str]:
+    """The keys below an asset that failed a blocking check in an earlier run, with why.
+
+    A partitioned asset is held by its own partition's failures; an unpartitioned one (gold,
+    which reads every hospital) by any partition's.
+    """
+    failed = {
+        key: f"{key.to_user_string()} [{failed_in or '-'}] failed a blocking check"
+        for key, failed_in in blocked
+        if partition is None or failed_in in (partition, None)
+    }
+    held: dict[AssetKey, str] = {}
+    for key in keys:  # in dependency order, so what is held holds its children too
+        causes = [failed.get(p) or held.get(p) for p in parents[key]]
+        if cause := next((c for c in causes if c), None):
+            held[key] = f"upstream {cause.removeprefix('upstream ')}"
+    return held
 
 
 def format_outcomes(outcomes: list[Outcome]) -> str:

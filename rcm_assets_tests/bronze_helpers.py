@@ -109,6 +109,11 @@ def run_all(instance: DagsterInstance, partitions: list[str] | None = None) -> l
     return materialize_all(load_definitions(), instance, partitions)
 
 
+def run_bronze(instance: DagsterInstance, partitions: list[str]) -> list[Outcome]:
+    """The bronze assets of these partitions only (their silver partitions are left alone)."""
+    return materialize_all(load_definitions(), instance, partitions, layers=["bronze"])
+
+
 def by_status(outcomes: list[Outcome], status: str) -> set[tuple[str, str | None]]:
     """(asset, partition) of the EMR bronze outcomes with this status."""
     return {

@@ -9,7 +9,7 @@ from dagster import DagsterInstance
 from rcm_assets.cli import main
 from rcm_assets.lake import archive, delta
 from rcm_assets.sample_data import mutate_sources
-from rcm_assets_tests.bronze_helpers import bronze, run_all
+from rcm_assets_tests.bronze_helpers import bronze, run_bronze
 from rcm_assets_tests.conftest import Project
 
 TOMORROW = datetime.now(UTC) + timedelta(days=1)
@@ -17,9 +17,9 @@ TOMORROW = datetime.now(UTC) + timedelta(days=1)
 
 @pytest.fixture
 def two_loads(sampled: Project, instance: DagsterInstance) -> Project:
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
     mutate_sources(sampled.home, seed=2)
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
     return sampled
 
 
@@ -47,7 +47,7 @@ def test_archive_moves_all_but_the_newest_load(
     assert kept.height + archived.height == before.height
     assert archive.archive_loads(source, target, TOMORROW).load_ids == ()
 
-    outcomes = run_all(instance, ["hos-a"])  # the watermark still comes from the newest load
+    outcomes = run_bronze(instance, ["hos-a"])  # the watermark still comes from the newest load
     transactions = [o for o in outcomes if o.asset == "bronze/transactions"]
     assert transactions[0].rows == 0
 

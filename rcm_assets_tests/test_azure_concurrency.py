@@ -29,9 +29,9 @@ def claims_file(first: int, count: int, hospital: str = "HOSP1") -> str:
     return "\n".join([CLAIM_COLUMNS, *rows]) + "\n"
 
 
-def materialize(partition: str) -> subprocess.Popen:
+def materialize(partition: str, select: str = "bronze/claims") -> subprocess.Popen:
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m"]
-    command += ["rcm_assets.definitions", "--select", "bronze/claims", "--partition", partition]
+    command += ["rcm_assets.definitions", "--select", select, "--partition", partition]
     command += ["--config-json", IN_PROCESS]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ
@@ -61,6 +61,43 @@ def test_two_runs_on_two_partitions_of_one_table_both_commit(azure_project: Proj
     assert len(writes) == 2  # no commit lost
     logs = delta.scan(lake.named("audit/load_logs"), lake.storage_options).collect()
     assert sorted(logs.get_column("data_source").to_list()) == ["hos-a", "hos-b"]
+
+
+def test_two_hospitals_silver_steps_merge_into_one_table_at_once(azure_project: Project) -> None:
+    """Each hospital's run loads its claims and merges its silver partition, both at once,
+    twice: first loads (appends), then SCD2 merges that close and insert versions."""
+    store, select = LandingStoreResource(), "bronze/claims,silver/claims"
+
+    def both_at_once() -> None:
+        runs = [materialize("hos-a", select), materialize("hos-b", select)]
+        for run in runs:
+            output = run.communicate(timeout=300)[0]
+            assert run.returncode == 0, output[-3000:]
+
+    with DagsterInstance.get() as shared:
+        shared.get_runs(limit=1)
+    store.write_text("claims/hospital1_0101.csv", claims_file(1, 40))
+    store.write_text("claims/hospital2_0101.csv", claims_file(101, 25, "HOSP2"))
+    both_at_once()
+    later = {"100.00": "150.00", "2025-01-06 10:00:00": "2025-02-01 10:00:00"}
+    changed_a, changed_b = claims_file(1, 10), claims_file(101, 5, "HOSP2")
+    for old, new in later.items():
+        changed_a, changed_b = changed_a.replace(old, new), changed_b.replace(old, new)
+    store.write_text("claims/hospital1_0201.csv", changed_a)
+    store.write_text("claims/hospital2_0201.csv", changed_b)
+    both_at_once()
+
+    lake = LakeResource().addresses
+    uri = lake.named("silver/claims")
+    silver = delta.scan(uri, lake.storage_options).collect()
+    per_datasource = (
+        silver.group_by("datasource")
+        .agg(pl.len(), pl.col("is_current").sum(), pl.col("claim_key").n_unique())
+        .sort("datasource")
+    )
+    assert per_datasource.rows() == [("hos-a", 50, 40, 40), ("hos-b", 30, 25, 25)]
+    merges = [c for c in delta.commits(uri, lake.storage_options) if c["rcm"].get("datasource")]
+    assert sorted(c["rcm"]["datasource"] for c in merges) == ["hos-a", "hos-a", "hos-b", "hos-b"]
 
 
 def ingest_claims(instance: DagsterInstance, partition: str) -> None:
@@ -130,10 +167,20 @@ def test_a_writer_that_keeps_losing_fails_cleanly_and_writes_nothing(
     assert delta.row_count(uri, options) == 6
 
 
-def test_every_silver_and_gold_table_has_its_own_writer_pool() -> None:
+def test_gold_tables_have_writer_pools_and_silver_one_step_per_datasource() -> None:
+    """A gold table has one writer at a time (its pool); a silver table is written by one step
+    per datasource (its partitions, one run per partition at a time in deploy/dagster.yaml),
+    and the steps of two datasources write different Delta partitions."""
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
-    merged = [k for k in graph.get_all_asset_keys() if k.path[0] in ("silver", "gold")]
-    assert merged
-    for key in merged:
+    gold = [k for k in graph.get_all_asset_keys() if k.path[0] == "gold"]
+    assert gold
+    for key in gold:
         assert defs.resolve_assets_def(key).op.pool == f"delta:{key.to_user_string()}"
+    metadata = load_metadata()
+    for table in metadata.silver_tables.values():
+        partitions = graph.get(AssetKey(["silver", table.table])).partitions_def
+        bronze = graph.get(AssetKey(["bronze", table.source])).partitions_def
+        assert partitions == bronze, table.table
+        if partitions is not None:
+            assert partitions.get_partition_keys() == metadata.source_datasources(table.source)

@@ -25,6 +25,7 @@ from rcm_assets_tests.bronze_helpers import (
     by_status,
     delta_version,
     run_all,
+    run_bronze,
     sqlite_sources,
 )
 from rcm_assets_tests.conftest import Project
@@ -58,7 +59,7 @@ def test_first_run_loads_every_active_table(sources: Sources, instance: DagsterI
 def test_materialization_metadata_shows_the_load(
     sources: Sources, instance: DagsterInstance
 ) -> None:
-    run_all(instance, ["hos-b"])
+    run_bronze(instance, ["hos-b"])
     event = instance.get_latest_materialization_event(AssetKey(["bronze", "patients"]))
     assert event is not None
     metadata = event.asset_materialization.metadata
@@ -110,7 +111,7 @@ def test_rerun_without_source_changes_appends_nothing(
     run_all(instance)
     versions = {t: delta_version(sources.project.lake / "bronze" / "hosa" / t) for t in TABLES}
 
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
 
     for table in ("patients", "encounters", "transactions"):
         assert delta_version(sources.project.lake / "bronze" / "hosa" / table) == versions[table]
@@ -127,7 +128,7 @@ def test_rerun_without_source_changes_appends_nothing(
 def test_row_written_later_at_the_same_watermark_is_loaded_once(
     sources: Sources, instance: DagsterInstance
 ) -> None:
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
     sources.execute(
         "hosa",
         """INSERT INTO {patients} SELECT 'HOSP1-LATE01', "FirstName", "LastName", "MiddleName",
@@ -135,8 +136,8 @@ def test_row_written_later_at_the_same_watermark_is_loaded_once(
         (SELECT MAX("ModifiedDate") FROM {patients}) FROM {patients} LIMIT 1""",
     )
 
-    run_all(instance, ["hos-a"])
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
 
     landed = bronze(sources.project, "hosa", "patients")
     assert landed.filter(pl.col("PatientID") == "HOSP1-LATE01").height == 1
@@ -182,7 +183,7 @@ def test_third_hospital_needs_only_metadata_and_a_database(
             f"healthcare-rcm-hospital-c,hos-c,dbo.{table},{loadtype},{watermark},1,hosc",
         )
 
-    outcomes = run_all(instance, ["hos-c"])
+    outcomes = run_bronze(instance, ["hos-c"])
 
     assert by_status(outcomes, "materialized") == {(f"bronze/{t}", "hos-c") for t in TABLES}
     patients = bronze(sources.project, "hosc", "patients")
@@ -241,7 +242,7 @@ def test_missing_watermark_column_is_named(sources: Sources, instance: DagsterIn
         "hos-b,dbo.encounters,Incremental,LastTouched",
     )
 
-    outcomes = run_all(instance, ["hos-b"])
+    outcomes = run_bronze(instance, ["hos-b"])
 
     message = _failure(outcomes, "bronze/encounters", "hos-b")
     assert "datasource hos-b: watermark column 'LastTouched' not found in dbo.encounters" in message
@@ -253,7 +254,7 @@ def _one_watermark_becomes(
 ) -> tuple[Path, int, str]:
     """After hos-b's first load, one transaction's watermark becomes `value` at the source:
     the bronze table, its version and the transaction id."""
-    run_all(instance, ["hos-b"])
+    run_bronze(instance, ["hos-b"])
     table = sources.project.lake / "bronze" / "hosb" / "transactions"
     victim = sources.rows("hosb", 'SELECT "TransactionID" FROM {transactions} LIMIT 1')[0][0]
     sources.execute(
@@ -271,7 +272,7 @@ def test_unparseable_watermark_fails_without_moving_the_watermark(
         pytest.skip("a PostgreSQL TIMESTAMP column cannot hold an unparseable value")
     table, version, victim = _one_watermark_becomes(sources, instance, "2099-13-45 99:00")
 
-    outcomes = run_all(instance, ["hos-b"])
+    outcomes = run_bronze(instance, ["hos-b"])
 
     message = _failure(outcomes, "bronze/transactions", "hos-b")
     assert "datasource hos-b" in message and "dbo.transactions" in message
@@ -292,7 +293,7 @@ def test_a_watermark_in_the_future_fails_the_load_naming_the_row(
     # a typo: year 2099
     table, version, victim = _one_watermark_becomes(sources, instance, "2099-01-05 10:00:00")
 
-    outcomes = run_all(instance, ["hos-b"])
+    outcomes = run_bronze(instance, ["hos-b"])
 
     message = _failure(outcomes, "bronze/transactions", "hos-b")
     assert "datasource hos-b" in message and "dbo.transactions" in message
@@ -309,7 +310,7 @@ def test_a_watermark_in_the_future_fails_the_load_naming_the_row(
     sources.project.edit_metadata(
         "databases.csv", "uri_env_var,description", "uri_env_var,description,future_watermark_hours"
     )
-    assert all(o.status == "materialized" for o in run_all(instance, ["hos-b"]))
+    assert all(o.status == "materialized" for o in run_bronze(instance, ["hos-b"]))
 
 
 def test_rows_an_incremental_extract_cannot_reach_fail_a_warning_check_naming_them(
@@ -317,7 +318,7 @@ def test_rows_an_incremental_extract_cannot_reach_fail_a_warning_check_naming_th
 ) -> None:
     from rcm_assets.bronze.emr import WATERMARK_CHECK
 
-    run_all(instance, ["hos-b"])  # then two rows change in ways `>= watermark` never sees
+    run_bronze(instance, ["hos-b"])  # then two rows change in ways `>= watermark` never sees
     [(first,), (second,)] = sources.rows(
         "hosb", 'SELECT "TransactionID" FROM {transactions} ORDER BY "TransactionID" LIMIT 2'
     )
@@ -358,12 +359,12 @@ def test_rows_an_incremental_extract_cannot_reach_fail_a_warning_check_naming_th
 def test_a_column_gone_from_the_source_stops_the_load_unless_metadata_allows_it(
     sources: Sources, instance: DagsterInstance
 ) -> None:
-    run_all(instance, ["hos-b"])
+    run_bronze(instance, ["hos-b"])
     table = sources.project.lake / "bronze" / "hosb" / "patients"
     version = delta_version(table)
     sources.execute("hosb", 'ALTER TABLE {patients} DROP COLUMN "M_Name"')
 
-    outcomes = run_all(instance, ["hos-b"])
+    outcomes = run_bronze(instance, ["hos-b"])
 
     message = _failure(outcomes, "bronze/patients", "hos-b")
     assert "datasource hos-b: column(s) M_Name of dbo.patients are gone from the source" in message
@@ -376,7 +377,7 @@ def test_a_column_gone_from_the_source_stops_the_load_unless_metadata_allows_it(
         "hos-b,dbo.patients,Incremental,Updated_Date,1,hosb",
         "hos-b,dbo.patients,Incremental,Updated_Date,1,hosb,M_Name",
     )
-    assert all(o.status == "materialized" for o in run_all(instance, ["hos-b"]))
+    assert all(o.status == "materialized" for o in run_bronze(instance, ["hos-b"]))
 
 
 def test_two_runs_at_once_never_load_the_same_slice_twice(
@@ -420,12 +421,12 @@ def test_crash_between_bronze_commit_and_audit_row_loses_and_duplicates_nothing(
         real_append(uri, logs, options)
 
     monkeypatch.setattr(load_record.audit, "append_logs", crash_on_success)
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
     monkeypatch.setattr(load_record.audit, "append_logs", real_append)
     first = bronze(sources.project, "hosa", "transactions").height
     change = sources.mutate(seed=5)[("hosa", "transactions")]
 
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
 
     assert (
         bronze(sources.project, "hosa", "transactions").height
@@ -466,7 +467,7 @@ def test_sigkill_during_bronze_write_leaves_table_and_watermark(
     sampled: Project, instance: DagsterInstance
 ) -> None:
     """Kill `rcm run` while its transactions extract writes Delta files, before the commit."""
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
     table = sampled.lake / "bronze" / "hosa" / "transactions"
     version, before = delta_version(table), bronze(sampled, "hosa", "transactions").height
     watermark = audit_logs(sampled).filter(pl.col("tablename") == "dbo.transactions")[
@@ -484,7 +485,7 @@ def test_sigkill_during_bronze_write_leaves_table_and_watermark(
     assert bronze(sampled, "hosa", "transactions").height == before
     assert high_watermark(pl.scan_delta(str(table)), "ModifiedDate")[0] == watermark[0]
 
-    outcomes = run_all(instance, ["hos-a"])
+    outcomes = run_bronze(instance, ["hos-a"])
 
     loaded = next(o for o in outcomes if o.asset == "bronze/transactions")
     assert loaded.rows == inserted
@@ -498,7 +499,7 @@ def test_sigkill_while_an_extract_streams_leaves_table_and_watermark(
     sampled: Project, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     """Kill `rcm run` between two batches of a streamed extract, before anything is written."""
-    run_all(instance, ["hos-a"])
+    run_bronze(instance, ["hos-a"])
     table = sampled.lake / "bronze" / "hosa" / "transactions"
     version, before = delta_version(table), bronze(sampled, "hosa", "transactions").height
     watermark = high_watermark(pl.scan_delta(str(table)), "ModifiedDate")[0]
@@ -516,7 +517,7 @@ def test_sigkill_while_an_extract_streams_leaves_table_and_watermark(
     assert bronze(sampled, "hosa", "transactions").height == before
     assert high_watermark(pl.scan_delta(str(table)), "ModifiedDate")[0] == watermark
 
-    outcomes = run_all(instance, ["hos-a"])
+    outcomes = run_bronze(instance, ["hos-a"])
 
     loaded = next(o for o in outcomes if o.asset == "bronze/transactions")
     assert loaded.rows == 200 * before

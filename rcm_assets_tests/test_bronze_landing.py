@@ -226,7 +226,9 @@ def test_a_re_sent_older_claim_never_becomes_current_again(
     def land(name: str, amount: str, modified: str) -> ExecuteInProcessResult:
         row = claim(1).replace("100.00", amount).replace("2025-01-06 10:00:00", modified)
         ingest(instance, [drop(project, f"claims/{name}", lines(CLAIM_COLUMNS, row))])
-        return job.execute_in_process(instance=instance, asset_selection=[silver])
+        return job.execute_in_process(
+            instance=instance, asset_selection=[silver], partition_key="hos-a"
+        )
 
     land("hospital1_jan.csv", "100.00", "2025-01-06 10:00:00")
     land("hospital1_feb.csv", "150.00", "2025-02-01 10:00:00")

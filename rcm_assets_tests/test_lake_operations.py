@@ -129,8 +129,8 @@ def test_bronze_restore_refuses_stale_silver_then_cascades_through_silver_and_go
     lake_project: Project, instance: DagsterInstance
 ) -> None:
     sqlite_sources(lake_project).mutate(seed=4)
-    materialize(instance, ["bronze/patients"], "hos-a")
-    materialize(instance, ["silver/patients", "gold/dim_patient"])
+    materialize(instance, ["bronze/patients", "silver/patients"], "hos-a")
+    materialize(instance, ["gold/dim_patient"])
     silver_before = read(lake_project, "silver/patients")
     hos_b_before = silver_before.filter(pl.col("datasource") == "hos-b").sort("patient_key")
     bronze_version = version_of(lake_project, "bronze/hosa/patients")
@@ -169,8 +169,7 @@ def test_bronze_restore_refuses_stale_silver_then_cascades_through_silver_and_go
 
     # The taken-back changes are still in the source: the next loads bring silver back to where
     # it was, under new load ids.
-    materialize(instance, ["bronze/patients"], "hos-a")
-    materialize(instance, ["silver/patients"])
+    materialize(instance, ["bronze/patients", "silver/patients"], "hos-a")
     assert comparable(read(lake_project, "silver/patients")) == comparable(silver_before)
 
 
@@ -182,7 +181,7 @@ def test_bronze_restore_that_would_lose_a_kept_load_is_refused_even_with_cascade
     materialize(instance, ["bronze/patients"], "hos-b")  # version 1: kept by a restore to 1
     sources.mutate(seed=5)
     materialize(instance, ["bronze/patients"], "hos-b")  # version 2
-    materialize(instance, ["silver/patients"])  # consumes both loads in one commit
+    materialize(instance, ["silver/patients"], "hos-b")  # consumes both loads in one commit
     lake = LakeResource().addresses
 
     with pytest.raises(RcmError, match="even with --cascade"):

@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 from rcm_assets.lake.scd2 import consumed_load_ids
 from rcm_assets.metadata import load_metadata
 from rcm_assets.runs import load_definitions
-from rcm_assets_tests.bronze_helpers import Sources, read_table, run_all, sqlite_sources
+from rcm_assets_tests.bronze_helpers import Sources, read_table, run_all, run_bronze, sqlite_sources
 from rcm_assets_tests.conftest import Project
 
 DEFECTS = {  # what the generator injects, counted in the source database itself
@@ -127,12 +127,12 @@ def test_quarantine_rate_over_a_blocking_threshold_fails_the_check_with_metadata
     sampled.edit_metadata(
         "quality_thresholds.csv", "*,quarantine_rate,0.05,1", "*,quarantine_rate,0.001,1"
     )
-    run_all(instance, ["hos-a", "hos-b"])  # bronze only
+    run_bronze(instance, ["hos-a", "hos-b"])
     defs = load_definitions()
     key = AssetKey(["silver", "patients"])
 
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[key], raise_on_error=False
+        instance=instance, asset_selection=[key], partition_key="hos-a", raise_on_error=False
     )
 
     [evaluation] = [
@@ -167,7 +167,7 @@ def test_sigkill_during_the_silver_run_leaves_silver_before_or_after_never_betwe
     table = project.lake / "silver" / "transactions"
     version = DeltaTable(str(table)).version()
     sources.copy_transactions("hosa", 1000, "2026-03-01 00:00:00")  # seconds of merge work
-    run_all(instance, ["hos-a"])  # bronze only
+    run_bronze(instance, ["hos-a"])
     pending = set(pl.read_delta(str(project.lake / "bronze" / "hosa" / "transactions"))["load_id"])
     consumed = consumed_load_ids(str(table), "hos-a")
     assert pending - consumed
@@ -181,6 +181,8 @@ def test_sigkill_during_the_silver_run_leaves_silver_before_or_after_never_betwe
             "rcm_assets.definitions",
             "--select",
             "silver/transactions",
+            "--partition",
+            "hos-a",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -217,7 +219,7 @@ def test_a_merge_that_fails_leaves_silver_and_its_loads_unconsumed(
     project = sources.project
     run_all(instance)
     changes = sources.mutate(seed=8)
-    run_all(instance, ["hos-a", "hos-b"])  # bronze only
+    run_bronze(instance, ["hos-a", "hos-b"])
     table = str(project.lake / "silver" / "patients")
     version, consumed = DeltaTable(table).version(), consumed_load_ids(table, "hos-a")
 
@@ -238,6 +240,36 @@ def test_a_merge_that_fails_leaves_silver_and_its_loads_unconsumed(
         changes[("hosa", "patients")].updated
     )
     assert consumed_load_ids(table, "hos-a") > consumed
+
+
+def test_one_hospitals_failed_merge_leaves_the_others_silver_committed(
+    sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Silver is one step per hospital: hos-a's failure is its own; hos-b's merge commits."""
+    from rcm_assets.silver import assets
+
+    project = sources.project
+    run_all(instance)
+    sources.mutate(seed=8)
+    table = str(project.lake / "silver" / "patients")
+    consumed = {ds: consumed_load_ids(table, ds) for ds in ("hos-a", "hos-b")}
+    merge = assets._merge_slice
+
+    def fail_for_hos_a(table_spec, metadata, target, datasource, *args):
+        if datasource == "hos-a" and table_spec.table == "patients":
+            raise OSError("simulated disk full in hos-a's merge")
+        return merge(table_spec, metadata, target, datasource, *args)
+
+    monkeypatch.setattr(assets, "_merge_slice", fail_for_hos_a)
+    outcomes = run_all(instance)
+
+    status = {(o.asset, o.partition): o for o in outcomes}
+    assert status[("silver/patients", "hos-a")].status == "failed"
+    assert "simulated disk full" in status[("silver/patients", "hos-a")].message
+    assert status[("silver/patients", "hos-b")].status == "materialized"
+    assert consumed_load_ids(table, "hos-a") == consumed["hos-a"]
+    assert consumed_load_ids(table, "hos-b") > consumed["hos-b"]
+    assert status[("silver/transactions", "hos-a")].status == "materialized"  # not below it
 
 
 def test_orphans_and_quality_land_in_dq_results_counted_exactly(

@@ -149,6 +149,12 @@ class Metadata:
         """The partitions of a landing table; empty when the table is not per datasource."""
         return sorted({p.datasource for p in self.patterns_for(table) if p.datasource})
 
+    def source_datasources(self, table: str) -> list[str]:
+        """The datasources (Dagster partitions) of a bronze source table: its active EMR
+        datasources or its landing patterns' datasources; empty when it is not per datasource."""
+        emr = self.bronze_tables().get(table)
+        return sorted(emr) if emr else self.landing_datasources(table)
+
     def match_landing_file(self, table: str, name: str) -> LandingFilePattern | None:
         """The first pattern (in file order) that the file name matches."""
         return next((p for p in self.patterns_for(table) if p.matches(name)), None)

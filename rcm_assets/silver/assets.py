@@ -1,9 +1,12 @@
 """Silver assets: one factory builds every table of metadata/silver_tables.csv.
 
-Each run reads only the bronze loads this silver table has not consumed yet (the consumed load
-ids are recorded in the same Delta commit as the merge, so a crash can neither lose nor repeat a
-load), maps them to the common data model, flags quarantine, and merges per datasource: SCD2
-tables through `lake.scd2.scd2_merge`, full tables by replacing that datasource's rows.
+A table whose source is per datasource is partitioned like its bronze source: one Dagster
+partition, so one step, per hospital, fed by that hospital's bronze partition only. Each step
+reads only the bronze loads its datasource has not consumed yet (the consumed load ids are
+recorded in the same Delta commit as the merge, so a crash can neither lose nor repeat a load),
+maps them to the common data model, flags quarantine, and merges: SCD2 tables through
+`lake.scd2.scd2_merge`, full tables by replacing that datasource's rows. Two hospitals' steps
+write different Delta partitions (`datasource`), so their commits do not conflict.
 """
 
 import logging
@@ -25,6 +28,7 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
+    StaticPartitionsDefinition,
     TableColumn,
     TableSchema,
     asset,
@@ -95,28 +99,46 @@ def build_silver_table(
     lake: LakeAddresses,
     run_id: str = "",
     log: logging.Logger | None = None,
+    datasource: str | None = None,
 ) -> SilverBuild:
+    """Merge the pending bronze loads of `datasource` (of every datasource when None)."""
     log = log or logging.getLogger(__name__)
     target, options, build = lake.silver(table.table), lake.storage_options, SilverBuild()
     for piece in lake.bronze_slices(table, metadata):
+        if datasource is not None and piece.datasource != datasource:
+            continue
         if not delta.exists(piece.uri, options):
             continue
-        datasource, scan = piece.datasource, delta.scan(piece.uri, options)
+        scan = delta.scan(piece.uri, options)
         scan = scan.filter(piece.where) if piece.where is not None else scan
         merge = partial(
-            _merge_slice, table, metadata, target, datasource, scan, run_id, options, build, log
+            _merge_slice,
+            table,
+            metadata,
+            target,
+            piece.datasource,
+            scan,
+            run_id,
+            options,
+            build,
+            log,
         )
         # A merge that lost a commit race wrote nothing: it reads the consumed loads again.
         try:
-            pending = delta.retry_on_conflict(merge, f"silver/{table.table} {datasource}", log)
+            pending = delta.retry_on_conflict(
+                merge, f"silver/{table.table} {piece.datasource}", log
+            )
         except SnapshotHeldBack as held:  # the other datasources still merge
             build.held_back.append(str(held))
             log.error("%s", held)
             continue
         if pending:
-            build.consumed[datasource] = pending
+            build.consumed[piece.datasource] = pending
             log.info(
-                "silver/%s %s: consumed %d bronze load(s)", table.table, datasource, len(pending)
+                "silver/%s %s: consumed %d bronze load(s)",
+                table.table,
+                piece.datasource,
+                len(pending),
             )
     return build
 
@@ -258,8 +280,11 @@ def _same_rows(uri: str, batch: pl.DataFrame, datasource: str, options: dict | N
     return stored_hashes.equals(batch_hashes)
 
 
-def current_rows(lake: LakeAddresses, table: str, schema: dict) -> pl.DataFrame:
-    """The `schema` columns of the table's current rows (empty while it does not exist).
+def current_rows(
+    lake: LakeAddresses, table: str, schema: dict, datasource: str | None = None
+) -> pl.DataFrame:
+    """The `schema` columns of the table's current rows (of one datasource, or all), empty
+    while the table does not exist.
 
     Only those columns are read: a check needs a few of a large table's columns, never all.
     """
@@ -267,7 +292,19 @@ def current_rows(lake: LakeAddresses, table: str, schema: dict) -> pl.DataFrame:
     if not delta.exists(uri, lake.storage_options):
         return pl.DataFrame(schema=schema)
     current = delta.scan(uri, lake.storage_options).filter(pl.col("is_current"))
+    if datasource is not None:
+        current = current.filter(pl.col("datasource") == datasource)
     return current.select(list(schema)).collect()
+
+
+def _partitions(table: SilverTable, metadata: Metadata) -> StaticPartitionsDefinition | None:
+    """The bronze source's partitions: one per datasource, none for a reference table."""
+    datasources = metadata.source_datasources(table.source)
+    return StaticPartitionsDefinition(datasources) if datasources else None
+
+
+def _partition(context: AssetExecutionContext | AssetCheckExecutionContext) -> str | None:
+    return context.partition_key if context.has_partition_key else None
 
 
 def record_measures(lake: LakeAddresses, measures: pl.DataFrame, table: str, run_id: str) -> None:
@@ -326,7 +363,9 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
     @asset(
         key=key,
         group_name="silver",
-        pool=f"delta:silver/{table.table}",  # one writer per table (deploy/dagster.yaml)
+        # One step per datasource; the instance runs one run per partition at a time
+        # (deploy/dagster.yaml), so a datasource's rows have one writer.
+        partitions_def=_partitions(table, metadata),
         deps=[AssetKey(["bronze", table.source])],
         kinds={"polars", "delta"},
         automation_condition=on_new_data(),
@@ -341,7 +380,7 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
                 "quarantine_rate",
                 asset=key,
                 blocking=bool(quarantine and quarantine.blocking),
-                description="Share of quarantined current rows per datasource at most "
+                description="Share of quarantined current rows of the datasource at most "
                 f"{quarantine.max_rate if quarantine else 1:.0%} (quality_thresholds.csv).",
             ),
             AssetCheckSpec(
@@ -353,14 +392,18 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
         ],
     )
     def _silver(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
-        started, tables = time.monotonic(), lake.addresses
+        started, tables, datasource = time.monotonic(), lake.addresses, _partition(context)
         try:
-            build = build_silver_table(table, metadata, tables, context.run.run_id, context.log)
+            build = build_silver_table(
+                table, metadata, tables, context.run.run_id, context.log, datasource
+            )
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
         if build.held_back:  # after the other datasources committed
             raise Failure(description="; ".join(build.held_back), allow_retries=False)
-        current = current_rows(tables, table.table, {table.key: pl.String, **CURRENT_SCHEMA})
+        current = current_rows(
+            tables, table.table, {table.key: pl.String, **CURRENT_SCHEMA}, datasource
+        )
         measures = pl.concat([quarantine_measures(current), duplicate_measures(current, table.key)])
         record_measures(tables, measures, table.table, context.run.run_id)
         target, options = tables.silver(table.table), tables.storage_options
@@ -416,7 +459,10 @@ def build_referential_checks(table: SilverTable, metadata: Metadata) -> list:
     def _referential(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
         tables = lake.addresses
         child = current_rows(
-            tables, table.table, {**CURRENT_SCHEMA, **{c.column: pl.String for c in references}}
+            tables,
+            table.table,
+            {**CURRENT_SCHEMA, **{c.column: pl.String for c in references}},
+            _partition(context),
         )
         measures = pl.DataFrame(schema=MEASURES_SCHEMA)
         for column in references:
