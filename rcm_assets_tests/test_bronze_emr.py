@@ -313,6 +313,23 @@ def test_a_watermark_in_the_future_fails_the_load_naming_the_row(
     assert all(o.status == "materialized" for o in run_bronze(instance, ["hos-b"]))
 
 
+def test_an_empty_full_snapshot_is_held_back_naming_the_table(
+    sources: Sources, instance: DagsterInstance
+) -> None:
+    run_bronze(instance, ["hos-b"])
+    table = sources.project.lake / "bronze" / "hosb" / "providers"
+    version = delta_version(table)
+    sources.execute("hosb", "DELETE FROM {providers}")  # a failed export: every row gone
+
+    outcomes = run_bronze(instance, ["hos-b"])
+
+    message = _failure(outcomes, "bronze/providers", "hos-b")
+    assert "datasource hos-b: the full snapshot of dbo.providers is empty; held back" in message
+    assert delta_version(table) == version  # nothing appended: the last snapshot stays current
+    statuses = {(o.asset, o.status) for o in outcomes if o.partition == "hos-b"}
+    assert ("bronze/patients", "materialized") in statuses  # the other tables still load
+
+
 def test_rows_an_incremental_extract_cannot_reach_fail_a_warning_check_naming_them(
     sources: Sources, instance: DagsterInstance
 ) -> None:

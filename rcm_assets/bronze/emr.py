@@ -224,6 +224,13 @@ def load_emr_table(
                 highest.update(rows)
             staged.add(with_lineage(rows, config.datasource, record.load_id, record.loaded_at))
         attempt.update(watermark_max=highest.text or since)
+        if not incremental and not staged.rows and read_at >= 0:
+            raise SourceError(
+                f"datasource {config.datasource}: the full snapshot of {config.tablename} is "
+                "empty; held back, nothing appended: the previous snapshot stays current. An "
+                "empty extract of a table that had rows is almost always a failed export; if "
+                "the table really is empty now, set is_active=0 in metadata/load_config.csv"
+            )
         load = attempt.commit(staged, read_version=read_at)
     log.info(
         "%s %s: %d row(s) appended (%s, watermark %s → %s) in %.2fs",
