@@ -135,7 +135,8 @@ def test_run_prints_the_cause_of_a_failed_step_and_the_checks_that_did_not_pass(
     assert " 1 failed, " in result.stdout
 
 
-def test_sigterm_stops_rcm_run_and_no_further_run_starts(sampled: Project) -> None:
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_sigterm_stops_rcm_run_and_no_further_run_starts(sampled: Project, signum: str) -> None:
     import signal
     import time
 
@@ -148,7 +149,7 @@ def test_sigterm_stops_rcm_run_and_no_further_run_starts(sampled: Project) -> No
     with DagsterInstance.get() as instance:
         while not instance.get_runs(limit=1) and time.monotonic() < deadline:
             time.sleep(0.2)  # until the first of its three runs (hos-a, hos-b, the rest) starts
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(signal.Signals[signum])
         stdout, stderr = child.communicate(timeout=120)
         runs = instance.get_runs()
 
