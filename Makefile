@@ -12,7 +12,7 @@ RCM_HOME ?= $(CURDIR)/.rcm
 export RCM_HOME
 export DAGSTER_HOME ?= $(RCM_HOME)/dagster
 
-.PHONY: install demo test lint format bench dev check clean
+.PHONY: install demo test lint format bench dev check clean workers
 
 AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 AZURITE_VERSION := 3.37.0
@@ -58,6 +58,14 @@ PORT ?= 3000
 dev: install
 	@mkdir -p $(DAGSTER_HOME)
 	VIRTUAL_ENV=$(abspath $(BIN)/..) PATH=$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p $(PORT)
+
+# N Celery workers for `rcm run --executor celery` (broker RCM_CELERY_BROKER, default RabbitMQ on
+# localhost; the instance must be shared, e.g. deploy/dagster.yaml). One process each, solo pool:
+# delta-rs does not survive a fork. Ctrl-C stops them all.
+N ?= 2
+workers: install
+	@trap 'kill 0' INT TERM; \
+	for i in $$(seq 1 $(N)); do $(BIN)/rcm worker --name "rcm-$$i@%h" & done; wait
 
 check: install
 	VIRTUAL_ENV=$(abspath $(BIN)/..) $(BIN)/dg check defs

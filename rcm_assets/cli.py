@@ -1,6 +1,7 @@
 """The `rcm` command: sample sources, runs of the asset graph, the report, lake operations."""
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from rcm_assets.defs.executor import EXECUTORS
 from rcm_assets.errors import RcmError
 from rcm_assets.lake_cli import add_lake_commands
 from rcm_assets.settings import dagster_home, rcm_home
@@ -85,6 +87,7 @@ class _StopSignals:
 def _run(args: argparse.Namespace) -> int:
     from rcm_assets.runs import default_instance, format_outcomes, load_definitions, materialize_all
 
+    os.environ["RCM_EXECUTOR"] = args.executor  # the definitions' executor (defs/executor.py)
     started = time.monotonic()
     for signum in (signal.SIGTERM, signal.SIGINT):  # stop, never start the next run
         signal.signal(signum, _interrupt)
@@ -97,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
             tags={"rcm/command": "run"},
             console_log_level="INFO" if args.verbose else "CRITICAL",
             should_stop=stop_signals,
+            executor=args.executor,
         )
     except KeyboardInterrupt:
         print("rcm run: interrupted before any run started; nothing was written", file=sys.stderr)
@@ -119,6 +123,21 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 130
     return 1 if count["failed"] or count["skipped"] or not outcomes else 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Become a Celery worker for `rcm run --executor celery` (and runs launched with
+    RCM_EXECUTOR=celery): one process that runs one step at a time and never forks, because
+    delta-rs does not survive a fork. Start as many as the machines have cores."""
+    from dagster_celery.defaults import broker_url
+
+    command = [str(Path(sys.executable).parent / "celery"), "-A", "dagster_celery.app"]
+    command += ["-b", os.environ.get("RCM_CELERY_BROKER", broker_url), "worker"]
+    command += ["--pool", "solo", "--prefetch-multiplier", "1", "--loglevel", args.loglevel]
+    command += ["-Q", os.environ.get("RCM_CELERY_QUEUE", "dagster")]
+    if args.name:
+        command += ["-n", args.name]
+    os.execv(command[0], command)  # the broker URL may hold a password: never printed
 
 
 def _archive(args: argparse.Namespace) -> int:
@@ -198,7 +217,21 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize the whole asset graph through Dagster")
     run.add_argument("--partition", action="append", help="only this datasource (repeatable)")
     run.add_argument("--verbose", action="store_true", help="show Dagster's event log too")
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="in_process",
+        help="where steps run: this process (default), a process per step, or the Celery "
+        "workers (`make workers`); the last two need an instance they share (deploy/dagster.yaml)",
+    )
     run.set_defaults(handler=_run)
+
+    worker = commands.add_parser(
+        "worker", help="run a Celery worker for `rcm run --executor celery` (RCM_CELERY_BROKER)"
+    )
+    worker.add_argument("--name", help="the worker's node name, e.g. rcm-1@%%h")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=_worker)
 
     archive = commands.add_parser("archive", help="move old bronze loads to lake/archive")
     archive.add_argument("--older-than-days", type=int, help="default: metadata/archive_policy")

@@ -21,16 +21,26 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
+    JobDefinition,
+    JobExecutionResult,
     MetadataValue,
     PartitionsDefinition,
+    RunsFilter,
+    build_reconstructable_job,
+    define_asset_job,
+    execute_job,
 )
 
 from rcm_assets.errors import RcmError
 from rcm_assets.gold.assets import FULL_REBUILD_TAG
 from rcm_assets.settings import dagster_home
 
+RunResult = ExecuteInProcessResult | JobExecutionResult
 INTERRUPTED = "DagsterExecutionInterruptedError"  # a step stopped by SIGINT / SIGTERM
 CHECK_FAILED = "DagsterAssetCheckFailedError"  # a blocking check did not pass
+ATTEMPT_TAG = "rcm/attempt"
+RUN_JOB = "rcm_run"  # the job of one run's assets, outside the in-process path
+PARTITION_TAG = "dagster/partition"
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -43,6 +53,14 @@ def default_instance() -> DagsterInstance:
         settings.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return DagsterInstance.get()
+
+
+def asset_job(*assets: str) -> JobDefinition:
+    """A job of these assets (one partitions definition), as every process that runs one of
+    its steps rebuilds it (a multiprocess child, a Celery worker): `execute_job` names this
+    function and its arguments, not a job object."""
+    job = define_asset_job(RUN_JOB, AssetSelection.assets(*map(AssetKey.from_user_string, assets)))
+    return Definitions.merge(load_definitions(), Definitions(jobs=[job])).resolve_job_def(RUN_JOB)
 
 
 def load_definitions() -> Definitions:
@@ -171,7 +189,7 @@ def _summary(metadata: Mapping[str, MetadataValue]) -> str:
     )
 
 
-def _checks(result: ExecuteInProcessResult) -> dict[str, list[CheckOutcome]]:
+def _checks(result: RunResult) -> dict[str, list[CheckOutcome]]:
     failed: dict[str, list[CheckOutcome]] = defaultdict(list)
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
@@ -185,7 +203,7 @@ def _checks(result: ExecuteInProcessResult) -> dict[str, list[CheckOutcome]]:
     return failed
 
 
-def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Outcome]:
+def _outcomes(result: RunResult, partition: str | None) -> list[Outcome]:
     outcomes = []
     checks = _checks(result)
     for event in result.get_asset_materialization_events():
@@ -226,7 +244,7 @@ def _outcomes(result: ExecuteInProcessResult, partition: str | None) -> list[Out
     return outcomes
 
 
-def _was_interrupted(result: ExecuteInProcessResult) -> bool:
+def _was_interrupted(result: RunResult) -> bool:
     """A signal between steps fails the run, not a step (Dagster holds it until a step boundary)."""
     return any(
         event.is_run_failure
@@ -261,9 +279,14 @@ def materialize_all(
     console_log_level: str = "CRITICAL",
     layers: Iterable[str] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    executor: str = "in_process",
 ) -> list[Outcome]:
     """Run every asset partition; the console shows only `console_log_level` and above (the
     instance's event log, and so the UI, always gets everything).
+
+    `executor` is `in_process` (this process), or `multiprocess` / `celery`: the executor of
+    the definitions (`RCM_EXECUTOR`, see `defs/executor.py`) runs the steps, a process each
+    or on the Celery workers, and the runs need an instance those processes share.
 
     A SIGINT or SIGTERM interrupts the run in progress (Dagster stops its steps; what they had
     not committed is not in the lake) and starts no further run: the assets of the runs left
@@ -297,21 +320,33 @@ def materialize_all(
         keys = [key for key in keys if key not in held]
         if not keys:
             continue
-        run_id = str(uuid.uuid4())  # known before Dagster creates the run
+        attempt = str(uuid.uuid4())  # finds the run, which Dagster may not have created yet
+        run_tags = {**(tags or {}), ATTEMPT_TAG: attempt}
         try:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=partition,
-                asset_selection=keys,
-                raise_on_error=False,
-                tags=tags,
-                run_config=run_config,
-                run_id=run_id,
-            )
+            if executor == "in_process":
+                result = job.execute_in_process(
+                    instance=instance,
+                    partition_key=partition,
+                    asset_selection=keys,
+                    raise_on_error=False,
+                    tags=run_tags,
+                    run_config=run_config,
+                )
+            else:
+                if partition is not None:
+                    run_tags[PARTITION_TAG] = partition
+                selection = tuple(key.to_user_string() for key in keys)
+                result = execute_job(
+                    build_reconstructable_job(__name__, asset_job.__name__, selection),
+                    instance,
+                    run_config=run_config,
+                    tags=run_tags,
+                )
         except KeyboardInterrupt:  # a signal before Dagster's own handling took over
             interrupted = True
-            if (run := instance.get_run_by_id(run_id)) and not run.is_finished:
-                instance.report_run_canceled(run, "interrupted by a signal before it started")
+            for run in instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt})):
+                if not run.is_finished:
+                    instance.report_run_canceled(run, "interrupted by a signal before it started")
             outcomes += [Outcome(k.to_user_string(), partition, "not started") for k in keys]
             continue
         reported = _outcomes(result, partition)

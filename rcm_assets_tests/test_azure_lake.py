@@ -6,23 +6,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import polars as pl
 import pytest
 from dagster import DagsterInstance
 
 from rcm_assets.cli import main
-from rcm_assets.lake import delta
-from rcm_assets.lake.inventory import table_names
-from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import LakeResource, LandingStoreResource
 from rcm_assets.sample_data import mutate_sources
 from rcm_assets_tests.bronze_helpers import run_all
 from rcm_assets_tests.conftest import Project
-
-# Columns that differ between two runs of the same data (when, which run, which load).
-VOLATILE = ("load", "run_id", "_at", "_time", "valid_", "timestamp", "version", "duration")
-# Rows without a source id get a key that names the load that saw them.
-MISSING_KEY = r"^MISSING-\d{8}T\d{6}Z-[0-9a-f]{8}-"
+from rcm_assets_tests.lake_fingerprint import fingerprint
 
 
 def upload_landing(local: Path, store: LandingStoreResource) -> int:
@@ -30,21 +22,6 @@ def upload_landing(local: Path, store: LandingStoreResource) -> int:
     for path in files:
         store.write_text(path.relative_to(local).as_posix(), path.read_text("utf-8"))
     return len(files)
-
-
-def fingerprint(lake: LakeResource) -> dict[str, tuple[int, int]]:
-    """Per table: row count, and a hash of its rows without the columns that vary per run."""
-    prints = {}
-    for name in table_names(lake, load_metadata()):
-        frame = delta.scan(lake.named(name), lake.storage_options).collect()
-        stable = [c for c in frame.columns if not any(part in c for part in VOLATILE)]
-        rows = frame.select(stable).with_columns(
-            pl.col(pl.String).str.replace(MISSING_KEY, "MISSING-"),
-            pl.col(pl.Float64, pl.Float32).round(6),  # parallel float sums vary in the last bit
-        )
-        # a sum of row hashes: equal for the same rows in any order
-        prints[name] = (frame.height, int(rows.hash_rows(seed=1).sum()))
-    return prints
 
 
 def test_whole_graph_on_azurite_equals_the_local_run(

@@ -1,0 +1,217 @@
+"""The whole graph on Dagster's Celery executor: RabbitMQ as broker, two workers as separate
+processes, the PostgreSQL instance of deploy/dagster.yaml, and `rcm run --executor celery`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import psycopg2
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+
+from rcm_assets.resources import LakeResource
+from rcm_assets.settings import REPO_ROOT
+from rcm_assets_tests.conftest import Project, postgres_or_skip
+from rcm_assets_tests.lake_fingerprint import fingerprint
+
+BIN = Path(sys.executable).parent
+BROKER = os.environ.get("RCM_TEST_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")
+
+
+def broker_or_skip() -> str:
+    """The RabbitMQ broker; skip when it is absent, but fail in CI, where it must be present."""
+    parts = urlparse(BROKER)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 5672), timeout=3).close()
+    except OSError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"RabbitMQ must be reachable in CI at {parts.hostname}: {error}")
+        pytest.skip(f"RabbitMQ not reachable at {parts.hostname}:{parts.port}")
+    return BROKER
+
+
+@dataclass
+class Workers:
+    names: list[str]
+    processes: list[subprocess.Popen]
+
+
+@pytest.fixture
+def celery_env(
+    sampled: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """The environment of the run and the workers: the sample project, a PostgreSQL instance
+    (deploy/dagster.yaml), the broker and a queue of this test's own."""
+    server, broker = postgres_or_skip(), broker_or_skip()
+    name = f"rcmtest-{os.getpid()}-celery"
+    connection = psycopg2.connect(server)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    home = tmp_path / "dagster_pg"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    parts = urlparse(server)
+    settings = {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_USERNAME": unquote(parts.username or "postgres"),
+        "DAGSTER_PG_PASSWORD": unquote(parts.password or ""),
+        "DAGSTER_PG_HOST": parts.hostname or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(parts.port or 5432),
+        "DAGSTER_PG_DB": name,
+        "RCM_CELERY_BROKER": broker,
+        "RCM_CELERY_QUEUE": f"rcm-test-{uuid.uuid4().hex[:8]}",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    try:
+        yield os.environ.copy()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.close()
+
+
+def start_workers(env: dict[str, str], count: int, logs: Path) -> Workers:
+    """`count` Celery workers as `make workers` starts them: one process each, solo pool."""
+    names = [f"rcm-{uuid.uuid4().hex[:6]}-{n}@{socket.gethostname()}" for n in range(count)]
+    processes = []
+    for name in names:
+        log = (logs / f"{name}.log").open("w")
+        command = [str(BIN / "rcm"), "worker", "--name", name]
+        processes.append(
+            subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if all(" ready." in (logs / f"{n}.log").read_text() for n in names):
+            return Workers(names, processes)
+        assert all(p.poll() is None for p in processes), "a worker exited while starting"
+        time.sleep(0.5)
+    raise AssertionError(f"workers not ready after 90 s: see {logs}")
+
+
+def stop(workers: Workers) -> None:
+    for process in workers.processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in workers.processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@dataclass(frozen=True)
+class Step:
+    run_partition: str | None
+    key: str
+    worker: str
+    pid: int
+    started: float
+    ended: float
+
+
+def steps_of(instance: DagsterInstance) -> list[Step]:
+    """Every step of every run: which worker (host name) and process ran it, and when."""
+    found = []
+    for run in instance.get_runs():
+        events = instance.all_logs(run.run_id)
+        worker: dict[str, str] = {}
+        started: dict[str, tuple[float, int]] = {}
+        for event in events:
+            dagster_event = event.dagster_event
+            if dagster_event is None or not event.step_key:
+                continue
+            if dagster_event.event_type is DagsterEventType.ENGINE_EVENT:
+                metadata = dagster_event.engine_event_data.metadata
+                if "Celery worker" in metadata:
+                    worker[event.step_key] = metadata["Celery worker"].value
+            elif dagster_event.event_type is DagsterEventType.STEP_START:
+                started[event.step_key] = (event.timestamp, dagster_event.pid)
+            elif dagster_event.event_type is DagsterEventType.STEP_SUCCESS:
+                begun, pid = started[event.step_key]
+                found.append(
+                    Step(
+                        run.tags.get("dagster/partition"),
+                        event.step_key,
+                        worker.get(event.step_key, ""),
+                        pid,
+                        begun,
+                        event.timestamp,
+                    )
+                )
+    return found
+
+
+def rcm_run(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "rcm"), "run", "--executor", "celery", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+
+
+def test_whole_graph_on_two_celery_workers_equals_an_in_process_run(
+    sampled: Project, celery_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = tmp_path / "in_process"  # the same sample data, run in one process
+    shutil.copytree(sampled.home, reference)
+    workers = start_workers(celery_env, 2, tmp_path)
+    try:
+        # The two hospitals' runs at once, as the daemon launches them (one run per
+        # partition), then the rest of the graph over both.
+        hospitals = [rcm_run(celery_env, "--partition", p) for p in ("hos-a", "hos-b")]
+        for run in hospitals:
+            output = run.communicate(timeout=600)[0]
+            assert run.returncode == 0, output[-4000:]
+        rest = rcm_run(celery_env)
+        output = rest.communicate(timeout=600)[0]
+        assert rest.returncode == 0, output[-4000:]
+    finally:
+        stop(workers)
+
+    with DagsterInstance.get() as instance:
+        steps = steps_of(instance)
+    assert {step.worker for step in steps} == set(workers.names)  # every step on a worker
+    assert len({step.pid for step in steps}) == 2  # the two worker processes, nothing else
+    silver = {
+        partition: [s for s in steps if s.run_partition == partition and "silver__" in s.key]
+        for partition in ("hos-a", "hos-b")
+    }
+    assert all(silver.values())
+    assert any(  # the two hospitals' silver steps ran at the same time
+        a.started < b.ended and b.started < a.ended
+        for a in silver["hos-a"]
+        for b in silver["hos-b"]
+    ), silver
+    on_celery = fingerprint(LakeResource().addresses, ("silver", "gold"))
+
+    env = {**celery_env, "RCM_HOME": str(reference), "DAGSTER_HOME": str(tmp_path / "local")}
+    local = subprocess.run(
+        [str(BIN / "rcm"), "run"], env=env, capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+    monkeypatch.setenv("RCM_HOME", str(reference))
+    in_process = fingerprint(LakeResource().addresses, ("silver", "gold"))
+    assert len(on_celery) == 21  # 9 silver and 12 gold tables
+    assert on_celery == in_process
