@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from rcm_assets.defs.executor import EXECUTORS
 from rcm_assets.errors import RcmError
 from rcm_assets.lake_cli import add_lake_commands
-from rcm_assets.settings import dagster_home, rcm_home
+from rcm_assets.settings import EXECUTORS, dagster_home, rcm_home
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -129,15 +128,14 @@ def _worker(args: argparse.Namespace) -> int:
     """Become a Celery worker for `rcm run --executor celery` (and runs launched with
     RCM_EXECUTOR=celery): one process that runs one step at a time and never forks, because
     delta-rs does not survive a fork. Start as many as the machines have cores."""
-    from dagster_celery.defaults import broker_url
+    from rcm_assets.celery_app import celery_settings
 
-    command = [str(Path(sys.executable).parent / "celery"), "-A", "dagster_celery.app"]
-    command += ["-b", os.environ.get("RCM_CELERY_BROKER", broker_url), "worker"]
+    command = [str(Path(sys.executable).parent / "celery"), "-A", "rcm_assets.celery_app"]
+    command += ["worker", "-Q", str(celery_settings()["task_default_queue"])]
     command += ["--pool", "solo", "--prefetch-multiplier", "1", "--loglevel", args.loglevel]
-    command += ["-Q", os.environ.get("RCM_CELERY_QUEUE", "dagster")]
     if args.name:
         command += ["-n", args.name]
-    os.execv(command[0], command)  # the broker URL may hold a password: never printed
+    os.execv(command[0], command)  # the broker comes from RCM_CELERY_BROKER, never argv
 
 
 def _archive(args: argparse.Namespace) -> int:

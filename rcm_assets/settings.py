@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Where a run's steps execute: `rcm run --executor`, `RCM_EXECUTOR` (defs/executor.py).
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 def rcm_home() -> Path:

@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import polars as pl
 import psycopg2
 import pytest
 from dagster import DagsterEventType, DagsterInstance
+from deltalake import DeltaTable
 
+from rcm_assets.lake.scd2 import consumed_load_ids
 from rcm_assets.resources import LakeResource
 from rcm_assets.settings import REPO_ROOT
+from rcm_assets_tests.bronze_helpers import sqlite_sources
 from rcm_assets_tests.conftest import Project, postgres_or_skip
 from rcm_assets_tests.lake_fingerprint import fingerprint
 
@@ -215,3 +219,60 @@ def test_whole_graph_on_two_celery_workers_equals_an_in_process_run(
     in_process = fingerprint(LakeResource().addresses, ("silver", "gold"))
     assert len(on_celery) == 21  # 9 silver and 12 gold tables
     assert on_celery == in_process
+
+
+def test_a_worker_killed_mid_merge_leaves_silver_whole_and_the_step_runs_again_elsewhere(
+    sampled: Project, celery_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's message is acknowledged only when the step ends: the broker hands a killed
+    worker's step to the next worker, and the Delta commit makes the half-done merge invisible."""
+    reference = Project(tmp_path / "in_process", sampled.metadata)
+    shutil.copytree(sampled.home, reference.home)
+    [first] = start_workers(celery_env, 1, tmp_path).processes
+    baseline = rcm_run(celery_env)
+    assert baseline.wait(timeout=600) == 0, baseline.communicate()[0][-4000:]
+    for project in (sampled, reference):  # seconds of merge work for hos-a's transactions
+        sqlite_sources(project).copy_transactions("hosa", 300, "2026-03-01 00:00:00")
+    table = sampled.lake / "silver" / "transactions"
+    version, consumed = DeltaTable(str(table)).version(), consumed_load_ids(str(table), "hos-a")
+    existing = files_of(table)
+
+    run = rcm_run(celery_env, "--partition", "hos-a")
+    deadline = time.monotonic() + 300
+    while not files_of(table) - existing and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.killpg(first.pid, signal.SIGKILL)  # while the merge writes its files
+    first.wait()
+
+    pending = set(pl.read_delta(str(sampled.lake / "bronze" / "hosa" / "transactions"))["load_id"])
+    after = (DeltaTable(str(table)).version(), consumed_load_ids(str(table), "hos-a"))
+    assert after in [(version, consumed), (version + 1, pending)]  # never a state in between
+    time.sleep(5)
+    assert run.poll() is None  # the run waits for the step, neither lost nor failed
+    second = start_workers(celery_env, 1, tmp_path)
+    try:
+        output = run.communicate(timeout=600)[0]
+        assert run.returncode == 0, output[-4000:]
+        rest = rcm_run(celery_env)
+        assert rest.wait(timeout=600) == 0, rest.communicate()[0][-4000:]
+    finally:
+        stop(second)
+
+    with DagsterInstance.get() as instance:
+        merges = [s for s in steps_of(instance) if s.key == "silver__transactions"]
+    latest = max((s for s in merges if s.run_partition == "hos-a"), key=lambda s: s.started)
+    assert latest.worker == second.names[0]  # the step ran again, on the worker left
+    assert consumed_load_ids(str(table), "hos-a") == pending
+    on_celery = fingerprint(LakeResource().addresses, ("silver", "gold"))
+    env = {**celery_env, "RCM_HOME": str(reference.home), "DAGSTER_HOME": str(tmp_path / "local")}
+    local = subprocess.run(
+        [str(BIN / "rcm"), "run"], env=env, capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+    monkeypatch.setenv("RCM_HOME", str(reference.home))
+    assert fingerprint(LakeResource().addresses, ("silver", "gold")) == on_celery
+
+
+def files_of(folder: Path) -> set[str]:
+    """The data files of a Delta table (not its log)."""
+    return {str(path) for path in folder.rglob("*.parquet")}

@@ -12,7 +12,7 @@ import os
 
 import dagster as dg
 
-EXECUTORS = ("in_process", "multiprocess", "celery")
+from rcm_assets.settings import EXECUTORS
 
 
 @dg.definitions
@@ -24,11 +24,9 @@ def executor() -> dg.Definitions:
         return dg.Definitions()
     from dagster_celery import celery_executor
 
-    queue = os.environ.get("RCM_CELERY_QUEUE", "dagster")
-    config: dict[str, object] = {
-        "backend": "rpc://",
-        "config_source": {"task_default_queue": queue},
-    }
+    from rcm_assets.celery_app import celery_settings
+
+    config: dict[str, object] = {"backend": "rpc://", "config_source": celery_settings()}
     if os.environ.get("RCM_CELERY_BROKER"):  # may hold a password: referenced, never copied
         config["broker"] = {"env": "RCM_CELERY_BROKER"}
     return dg.Definitions(executor=celery_executor.configured(config))
