@@ -581,3 +581,52 @@ def test_boundary_rows_written_differently_by_another_engine_are_not_loaded_twic
         pl.when(pl.col("id") == "2").then(pl.lit("6")).otherwise("amount").alias("amount")
     )
     assert sorted(drop_loaded(changed, loaded, "modified").get_column("id")) == ["2", "3"]
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_a_database_serves_at_most_its_max_concurrent_extracts(
+    sampled: Project, instance: DagsterInstance, limit: int
+) -> None:
+    """Another run holds one extract slot of hospital A's pool: with a limit of 1 the next
+    extract waits for it (and says so), with 2 it goes ahead."""
+    import threading
+
+    from rcm_assets.bronze.source_slots import pool_of
+    from rcm_assets.metadata import load_metadata
+
+    sampled.edit_metadata(
+        "databases.csv",
+        "(Azure SQL in production),2\nhealthcare-rcm-hospital-b",
+        f"(Azure SQL in production),{limit}\nhealthcare-rcm-hospital-b",
+    )
+    database = load_metadata().databases["healthcare-rcm-hospital-a"]
+    assert database.max_concurrent_extracts == limit
+    storage, pool = instance.event_log_storage, pool_of(database)
+    storage.set_concurrency_slots(pool, limit)
+    assert storage.claim_concurrency_slot(pool, "another-run", "its-extract").is_claimed
+    outcomes: list = []
+    worker = threading.Thread(target=lambda: outcomes.extend(run_bronze(instance, ["hos-a"])))
+    worker.start()
+
+    if limit == 1:
+        deadline = time.monotonic() + 60
+        while not storage.get_concurrency_info(pool).pending_step_count:
+            assert time.monotonic() < deadline, "no extract ever waited for the pool"
+            time.sleep(0.1)
+        time.sleep(2)  # it keeps waiting, and has written nothing
+        assert worker.is_alive() and not (sampled.lake / "bronze" / "hosa").exists()
+        info = storage.get_concurrency_info(pool)
+        assert info.active_run_ids == {"another-run"} and info.pending_step_count == 1
+    storage.free_concurrency_slot_for_step("another-run", "its-extract")
+    worker.join(timeout=120)
+
+    assert not worker.is_alive()
+    assert by_status(outcomes, "materialized") == {(f"bronze/{t}", "hos-a") for t in TABLES}
+    assert storage.get_concurrency_info(pool).active_slot_count == 0  # every slot given back
+    [run] = instance.get_runs(limit=1)
+    waited = [
+        e
+        for e in instance.all_logs(run.run_id)
+        if "waiting for a slot of pool" in (e.user_message or "")
+    ]
+    assert bool(waited) == (limit == 1)

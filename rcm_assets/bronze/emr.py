@@ -26,6 +26,7 @@ from dagster import (
 )
 
 from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord, data_version
+from rcm_assets.bronze.source_slots import extract_slot
 from rcm_assets.bronze.watermark import (
     LINEAGE_COLUMNS,
     HighWatermark,
@@ -275,9 +276,13 @@ def build_emr_bronze_asset(
         context: AssetExecutionContext, lake: LakeResource, emr_sources: EmrSourcesResource
     ) -> MaterializeResult:
         config = configs[context.partition_key]
-        source = emr_sources.open(metadata.databases[config.database], config.datasource)
+        database = metadata.databases[config.database]
+        source = emr_sources.open(database, config.datasource)
         try:
-            load = load_emr_table(config, source, lake.addresses, context.run.run_id, context.log)
+            with extract_slot(context, database):
+                load = load_emr_table(
+                    config, source, lake.addresses, context.run.run_id, context.log
+                )
         except RcmError as error:
             raise Failure(description=str(error), allow_retries=False) from None
         version = data_version(

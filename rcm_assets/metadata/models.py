@@ -58,6 +58,9 @@ class DatabaseSpec(_Row):
     # A watermark further than this after now is refused (a typo such as year 2099 would stop
     # every later change from being extracted); allows for the source server's clock and zone.
     future_watermark_hours: Annotated[float, Field(ge=0)] = 24.0
+    # Extracts from this database at once, across every run and machine (Dagster pool
+    # `emr:<database>`): the hospital's EMR serves its clinicians first.
+    max_concurrent_extracts: Annotated[int, Field(ge=1)] = 2
 
 
 class LoadConfig(_Row):
