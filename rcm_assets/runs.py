@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -296,6 +297,12 @@ def materialize_all(
     if partitions is not None:
         partitions = list(partitions)
         check_partitions(defs, partitions)
+    if executor == "celery":
+        from celery.exceptions import DuplicateTaskNameWarning
+
+        # dagster-celery registers its one task again for every step it submits: harmless,
+        # but it would print a warning per step.
+        warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
     job, graph = defs.resolve_implicit_global_asset_job_def(), defs.resolve_asset_graph()
     parents = {key: graph.get(key).parent_keys for key in graph.get_all_asset_keys()}
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
