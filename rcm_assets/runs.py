@@ -330,25 +330,7 @@ def materialize_all(
         attempt = str(uuid.uuid4())  # finds the run, which Dagster may not have created yet
         run_tags = {**(tags or {}), ATTEMPT_TAG: attempt}
         try:
-            if executor == "in_process":
-                result = job.execute_in_process(
-                    instance=instance,
-                    partition_key=partition,
-                    asset_selection=keys,
-                    raise_on_error=False,
-                    tags=run_tags,
-                    run_config=run_config,
-                )
-            else:
-                if partition is not None:
-                    run_tags[PARTITION_TAG] = partition
-                selection = tuple(key.to_user_string() for key in keys)
-                result = execute_job(
-                    build_reconstructable_job(__name__, asset_job.__name__, selection),
-                    instance,
-                    run_config=run_config,
-                    tags=run_tags,
-                )
+            result = _execute(job, instance, partition, keys, run_tags, run_config, executor)
         except KeyboardInterrupt:  # a signal before Dagster's own handling took over
             interrupted = True
             for run in instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt})):
@@ -378,6 +360,35 @@ def materialize_all(
         ]
         outcomes.extend(reported)
     return outcomes
+
+
+def _execute(
+    job: JobDefinition,
+    instance: DagsterInstance,
+    partition: str | None,
+    keys: list[AssetKey],
+    tags: dict[str, str],
+    run_config: dict,
+    executor: str,
+) -> RunResult:
+    """One run of `keys`: in this process, or by the definitions' executor (a process per
+    step, or Celery), which rebuilds the job from `asset_job` wherever a step runs."""
+    if executor == "in_process":
+        return job.execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            asset_selection=keys,
+            raise_on_error=False,
+            tags=tags,
+            run_config=run_config,
+        )
+    selection = tuple(key.to_user_string() for key in keys)
+    return execute_job(
+        build_reconstructable_job(__name__, asset_job.__name__, selection),
+        instance,
+        run_config=run_config,
+        tags={**tags, PARTITION_TAG: partition} if partition is not None else tags,
+    )
 
 
 def _held_back(
