@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rcm_assets.errors import RcmError
 from rcm_assets.lake_cli import add_lake_commands
@@ -17,8 +18,35 @@ from rcm_assets.settings import EXECUTORS, dagster_home, rcm_home
 
 
 def _generate(args: argparse.Namespace) -> int:
+    import psycopg2
+    import pymysql
+
+    from rcm_assets.sample_data.database import check_target, redact
+
+    if args.target:
+        try:
+            check_target(args.target)
+        except ValueError as error:
+            print(f"rcm generate: {error}", file=sys.stderr)
+            return 2
+    try:
+        return _generate_sources(args)
+    except (psycopg2.OperationalError, pymysql.err.OperationalError) as error:
+        # A server that is down or refuses the credentials: one line, never the password.
+        message = " ".join(str(error).split())
+        password = urlsplit(args.target or "").password
+        if password:
+            message = message.replace(password, "***")
+        print(
+            f"rcm generate: cannot use the target {redact(args.target or '')}: {message}",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _generate_sources(args: argparse.Namespace) -> int:
     from rcm_assets.metadata import load_metadata
-    from rcm_assets.sample_data import generate_sources, mutate_sources, postgres_database_uri
+    from rcm_assets.sample_data import database_uri, generate_sources, mutate_sources
     from rcm_assets.sample_data.api_replay import sample_providers, write_api_replay
     from rcm_assets.sample_data.mutate import ChangeProfile
 
@@ -51,9 +79,7 @@ def _generate(args: argparse.Namespace) -> int:
     if args.target:
         print("Point the lakehouse at these databases with:")
         for spec in load_metadata().databases.values():
-            print(
-                f"  export {spec.uri_env_var}={postgres_database_uri(args.target, spec.database)}"
-            )
+            print(f"  export {spec.uri_env_var}={database_uri(args.target, spec.database)}")
     return 0
 
 
@@ -200,7 +226,11 @@ def parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write sample EMR databases and landing files")
     generate.add_argument("--scale", type=float, default=1.0, help="multiplies the row counts")
     generate.add_argument("--seed", type=int, default=42)
-    generate.add_argument("--target", help="PostgreSQL server URI instead of embedded SQLite")
+    generate.add_argument(
+        "--target",
+        help="PostgreSQL or MySQL/MariaDB server URI (postgresql://..., mysql://...) instead of "
+        "embedded SQLite",
+    )
     generate.add_argument("--defect-rate", type=float, default=0.01)
     generate.add_argument("--mutate", action="store_true", help="apply a change batch instead")
     generate.add_argument(

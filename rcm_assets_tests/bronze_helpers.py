@@ -1,4 +1,5 @@
-"""Helpers for bronze tests: the sample sources on SQLite or PostgreSQL, runs, what landed."""
+"""Helpers for bronze tests: the sample sources on SQLite, PostgreSQL or MariaDB, runs, what
+landed."""
 
 import re
 from dataclasses import dataclass
@@ -14,10 +15,9 @@ from rcm_assets.sample_data import (
     HospitalProfile,
     TableCount,
     mutate_sources,
-    postgres_database_uri,
     sqlite_path,
 )
-from rcm_assets.sample_data.database import PostgresDatabase, SampleDatabase, open_sqlite
+from rcm_assets.sample_data.database import SampleDatabase, open_server, open_sqlite
 from rcm_assets_tests.conftest import Project
 
 WATERMARKS = {
@@ -36,22 +36,25 @@ class Sources:
     """The two sample hospitals' EMR databases behind a project, on either backend.
 
     SQL given to `rows`/`execute` names tables as `{patients}` and parameters as `?`; both are
-    translated for the backend, so one test runs unchanged on SQLite and PostgreSQL.
+    translated for the backend, so one test runs unchanged on SQLite, PostgreSQL and MariaDB
+    (whose sessions run in sql_mode ANSI: double-quoted identifiers, `||` concatenation).
     """
 
     project: Project
-    backend: str  # sqlite | postgres
+    backend: str  # sqlite | postgres | mysql
     hospitals: dict[str, HospitalProfile]  # targetpath -> the hospital behind it
     server: str | None = None
 
     def _open(self, target: str) -> SampleDatabase:
         database = self.hospitals[target].database
         if self.server:
-            return PostgresDatabase(postgres_database_uri(self.server, database))
+            return open_server(self.server, database)
         return open_sqlite(sqlite_path(self.project.home, database))
 
     def _sql(self, db: SampleDatabase, sql: str) -> str:
         sql = re.sub(r"\{(\w+)\}", lambda m: db.table(m.group(1)), sql)
+        if db.dialect == "mysql":
+            sql = sql.replace(" AS TEXT)", " AS CHAR)")  # MySQL casts to CHAR, not TEXT
         return sql.replace("?", db.placeholder)
 
     def rows(self, target: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -73,11 +76,17 @@ class Sources:
     def copy_transactions(self, target: str, copies: int, watermark: str) -> None:
         """Insert `copies` new-id copies of every transaction, all at one watermark: a change
         large enough that writing it takes seconds (to be caught by a kill)."""
+        numbers = f"""WITH RECURSIVE copies(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copies
+            WHERE n < {copies:d})"""
+        # MySQL/MariaDB put the WITH after INSERT INTO, the others before it.
+        insert, cte = (
+            ("INSERT INTO {transactions}", numbers)
+            if self.backend == "mysql"
+            else (numbers + " INSERT INTO {transactions}", "")
+        )
         self.execute(
             target,
-            f"""WITH RECURSIVE copies(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copies
-            WHERE n < {copies:d})
-            INSERT INTO {{transactions}} SELECT 'NEW-' || n || '-' || "TransactionID",
+            f"""{insert} {cte} SELECT 'NEW-' || n || '-' || "TransactionID",
             "EncounterID", "PatientID", "ProviderID", "DeptID", "VisitDate", "ServiceDate",
             "PaidDate", "VisitType", "Amount", "AmountType", "PaidAmount", "ClaimID", "PayorID",
             "ProcedureCode", "ICDCode", "LineOfBusiness", "MedicaidID", "MedicareID", "InsertDate",

@@ -1,4 +1,5 @@
-"""Shared fixtures: a throwaway RCM_HOME and metadata folder, sample sources, PostgreSQL."""
+"""Shared fixtures: a throwaway RCM_HOME and metadata folder, sample sources, PostgreSQL,
+MariaDB."""
 
 import itertools
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg2
+import pymysql
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 POSTGRES_SERVER = os.environ.get(
     "RCM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+MARIADB_SERVER = os.environ.get("RCM_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
 SAMPLE_SCALE = 0.1
 
 
@@ -34,6 +37,19 @@ def postgres_or_skip() -> str:
             pytest.fail(f"PostgreSQL must be reachable in CI at {POSTGRES_SERVER}: {error}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_SERVER}")
     return POSTGRES_SERVER
+
+
+def mariadb_or_skip() -> str:
+    """The MariaDB/MySQL test server URI; skip when it is absent, but fail in CI."""
+    from rcm_assets.resources.emr_sources import mysql_connect
+
+    try:
+        mysql_connect(MARIADB_SERVER, connect_timeout=3).close()
+    except pymysql.err.OperationalError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"MariaDB must be reachable in CI at {MARIADB_SERVER}: {error}")
+        pytest.skip(f"MariaDB not reachable at {MARIADB_SERVER}")
+    return MARIADB_SERVER
 
 
 @dataclass
@@ -124,9 +140,66 @@ def postgres_templates(sample_sources: Path) -> Iterator[tuple[str, tuple]]:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def _mysql_admin(server: str) -> "pymysql.connections.Connection":
+    from rcm_assets.resources.emr_sources import mysql_connect
+
+    return mysql_connect(server, connect_timeout=10, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_templates(sample_sources: Path) -> Iterator[tuple[str, tuple]]:
+    """The sample hospitals generated once into MariaDB databases, copied per test."""
+    from rcm_assets.sample_data import SAMPLE_HOSPITALS, generate_sources
+
+    server = mariadb_or_skip()
+    templates = tuple(
+        replace(profile, database=f"{PG_PREFIX}-template-{profile.database[-1]}")
+        for profile in SAMPLE_HOSPITALS
+    )
+    generate_sources(
+        sample_sources / "mysql", scale=SAMPLE_SCALE, seed=7, target=server, hospitals=templates
+    )
+    yield server, templates
+    connection = _mysql_admin(server)
+    with connection.cursor() as cursor:
+        for name in [t.database for t in templates] + [f"{PG_PREFIX}-hosa", f"{PG_PREFIX}-hosb"]:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    connection.close()
+
+
+def _mysql_sources(request: pytest.FixtureRequest, project: Project) -> "Sources":
+    """Fresh copies of the MariaDB template databases (MariaDB has no CREATE DATABASE TEMPLATE:
+    CREATE TABLE ... LIKE plus INSERT ... SELECT per table)."""
+    from rcm_assets.sample_data import database_uri
+    from rcm_assets_tests.bronze_helpers import Sources
+
+    server, templates = request.getfixturevalue("mariadb_templates")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    connection = _mysql_admin(server)
+    hospitals = {}
+    with connection.cursor() as cursor:
+        for target, template, spec in zip(("hosa", "hosb"), templates, ("A", "B"), strict=True):
+            database = f"{PG_PREFIX}-{target}"
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            cursor.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+            cursor.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (template.database,),
+            )
+            for (table,) in cursor.fetchall():
+                new, old = f"`{database}`.`{table}`", f"`{template.database}`.`{table}`"
+                cursor.execute(f"CREATE TABLE {new} LIKE {old}")
+                cursor.execute(f"INSERT INTO {new} SELECT * FROM {old}")
+            hospitals[target] = replace(template, database=database)
+            monkeypatch.setenv(f"RCM_DB_URI_HOSPITAL_{spec}", database_uri(server, database))
+    connection.close()
+    return Sources(project, "mysql", hospitals, server)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 def sources(request: pytest.FixtureRequest, project: Project, sample_sources: Path) -> "Sources":
-    """The sample hospitals behind a fresh project, on SQLite files or PostgreSQL databases."""
+    """The sample hospitals behind a fresh project, on SQLite files, PostgreSQL databases or
+    MariaDB (MySQL) databases."""
     from rcm_assets.sample_data import SAMPLE_HOSPITALS, postgres_database_uri
     from rcm_assets_tests.bronze_helpers import Sources
 
@@ -137,6 +210,8 @@ def sources(request: pytest.FixtureRequest, project: Project, sample_sources: Pa
         return Sources(
             project, "sqlite", dict(zip(("hosa", "hosb"), SAMPLE_HOSPITALS, strict=True))
         )
+    if request.param == "mysql":
+        return _mysql_sources(request, project)
     server, templates = request.getfixturevalue("postgres_templates")
     monkeypatch = request.getfixturevalue("monkeypatch")
     connection = psycopg2.connect(server)

@@ -268,8 +268,10 @@ def _one_watermark_becomes(
 def test_unparseable_watermark_fails_without_moving_the_watermark(
     sources: Sources, instance: DagsterInstance
 ) -> None:
-    if sources.backend != "sqlite":
+    if sources.backend == "postgres":
         pytest.skip("a PostgreSQL TIMESTAMP column cannot hold an unparseable value")
+    if sources.backend == "mysql":
+        pytest.skip("a MariaDB DATETIME column cannot hold an unparseable value")
     table, version, victim = _one_watermark_becomes(sources, instance, "2099-13-45 99:00")
 
     outcomes = run_bronze(instance, ["hos-b"])

@@ -1,9 +1,12 @@
-"""Behaviour of the sample source generator and mutator against real SQLite and PostgreSQL."""
+"""Behaviour of the sample source generator and mutator against real SQLite, PostgreSQL and
+MariaDB."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import os
+import re
 import shutil
 import sqlite3
 from dataclasses import replace
@@ -18,6 +21,7 @@ from rcm_assets.sample_data import (
     SAMPLE_HOSPITALS,
     HospitalProfile,
     TableCount,
+    database_uri,
     generate_sources,
     mutate_sources,
     postgres_database_uri,
@@ -360,7 +364,7 @@ def test_progress_and_invalid_arguments(tmp_path: Path) -> None:
     generate_sources(tmp_path, scale=0.01, hospitals=[HOSPITAL_A], progress=lines.append)
     assert "healthcare-rcm-hospital-a: transactions 100/100" in lines
     with pytest.raises(ValueError, match="PostgreSQL"):
-        generate_sources(tmp_path, scale=0.01, target="mysql://root@localhost/db")
+        generate_sources(tmp_path, scale=0.01, target="mssql://sa@localhost/db")
     with pytest.raises(ValueError, match="PostgreSQL"):
         mutate_sources(tmp_path, target="sqlite:///x.db")
     with pytest.raises(ValueError):
@@ -376,6 +380,36 @@ def test_paths_and_uris(tmp_path: Path) -> None:
     assert postgres_database_uri("postgres://h", "x") == "postgres://h/x"
     with pytest.raises(ValueError):
         postgres_database_uri("mssql://h/db", "x")
+    assert database_uri("mysql://root@h:3306", "hosp-a") == "mysql://root@h:3306/hosp-a"
+
+
+@pytest.mark.parametrize("target", ["mysql+pymysql://root:Hunter2@h", "mssql://sa:Hunter2@h"])
+def test_a_bad_target_is_one_clear_line(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from rcm_assets.cli import main
+
+    with pytest.raises(ValueError, match="Unsupported source target"):
+        generate_sources(tmp_path, target=target)
+    monkeypatch.setenv("RCM_HOME", str(tmp_path))
+    assert main(["generate", "--target", target]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("rcm generate: Unsupported source target") and "Hunter2" not in error
+    assert error.count("\n") == 1 and "Traceback" not in error
+    if "+" in target:
+        assert "use mysql://" in error
+
+
+def test_an_unreachable_target_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from rcm_assets.cli import main
+
+    monkeypatch.setenv("RCM_HOME", str(tmp_path))
+    assert main(["generate", "--scale", "0.01", "--target", "mysql://u:Hunter2@127.0.0.1:1"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("rcm generate: cannot use the target mysql://u:***@127.0.0.1:1: ")
+    assert error.count("\n") == 1 and "Hunter2" not in error
 
 
 def test_regenerate_overwrites(tmp_path: Path) -> None:
@@ -553,6 +587,75 @@ def test_postgres_generate_and_mutate(tmp_path: Path) -> None:
             for profile in hospitals:
                 cur.execute(f'DROP DATABASE IF EXISTS "{profile.database}" WITH (FORCE)')
         admin.close()
+
+
+def test_mysql_generate_and_mutate_then_extract_reads_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from rcm_assets.cli import main
+    from rcm_assets.resources.emr_sources import SourceDatabase, mysql_connect
+    from rcm_assets.resources.source_sql import extract_query
+    from rcm_assets.sample_data.api_replay import sample_providers
+    from rcm_assets_tests.conftest import mariadb_or_skip
+
+    server = mariadb_or_skip()
+    hospitals = [
+        replace(HOSPITAL_A, database=f"rcm-test-{os.getpid()}-gen-a"),
+        replace(HOSPITAL_B, database=f"rcm-test-{os.getpid()}-gen-b"),
+    ]
+    db_b = hospitals[1].database
+    try:
+        counts = generate_sources(tmp_path, scale=0.05, seed=7, target=server, hospitals=hospitals)
+        assert {c.rows for c in counts if c.table == "transactions"} == {500}
+
+        # What the lakehouse reads: load_config's `dbo.transactions`, from the URI's database.
+        source = SourceDatabase(db_b, "hos-b", database_uri(server, db_b))
+        columns = source.columns("dbo", "transactions")
+        sql = extract_query("mysql", "dbo", "transactions", columns)
+        extracted = pl.concat(source.stream(sql, "transactions"))
+        assert extracted.height == 500
+        assert source.columns("dbo", "patients") == PATIENTS_B
+
+        # Same seed, same data whichever backend holds it.
+        sqlite_home = tmp_path / "sqlite"
+        generate_sources(sqlite_home, scale=0.05, seed=7, hospitals=[HOSPITAL_B])
+        local = read_table(sqlite_home, HOSPITAL_B, "transactions")
+        mine = extracted.sort("TransactionID")
+        assert (
+            mine["TransactionID"].to_list()
+            == local.sort("TransactionID")["TransactionID"].to_list()
+        )
+        assert mine["Amount"].cast(pl.Float64).to_list() == (
+            local.sort("TransactionID")["Amount"].cast(pl.Float64).to_list()
+        )
+
+        mutated = mutate_sources(tmp_path, seed=2, target=server, hospitals=hospitals)
+        trans = next(c for c in mutated if c.table == "transactions" and c.database == db_b)
+        assert (trans.rows, trans.updated, trans.inserted) == (505, 10, 5)
+        assert pl.concat(source.stream(sql, "transactions")).height == 505
+
+        # `rcm generate --target mysql://...` prints where the lakehouse finds the databases
+        # (here generating the test's databases, not the sample ones, on the shared server).
+        monkeypatch.setenv("RCM_HOME", str(tmp_path / "cli"))
+        monkeypatch.setattr(
+            "rcm_assets.sample_data.generate_sources",
+            functools.partial(generate_sources, hospitals=hospitals),
+        )
+        monkeypatch.setattr(
+            "rcm_assets.sample_data.api_replay.sample_providers",
+            functools.partial(sample_providers, hospitals=hospitals),
+        )
+        assert main(["generate", "--scale", "0.01", "--target", server]) == 0
+        out = capsys.readouterr().out
+        assert f"export RCM_DB_URI_HOSPITAL_A={server}/healthcare-rcm-hospital-a" in out
+        assert re.search(rf"{hospitals[0].database} +transactions +100 rows", out)
+        assert source.columns("dbo", "departments") == ["DeptID", "Name"]
+    finally:
+        connection = mysql_connect(server, autocommit=True)
+        with connection.cursor() as cursor:
+            for profile in hospitals:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{profile.database}`")
+        connection.close()
 
 
 def test_recent_profile_puts_most_updates_on_the_newest_records() -> None:

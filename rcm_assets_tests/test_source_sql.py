@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from rcm_assets.resources.source_sql import columns_query, extract_query
+from rcm_assets.resources.source_sql import columns_query, extract_query, watermark_audit_query
 
 HOSTILE = "x'; DROP TABLE patients; --"
 
@@ -19,6 +19,8 @@ HOSTILE = "x'; DROP TABLE patients; --"
         ),
         ("postgres", 'SELECT CAST("ID" AS TEXT) AS "ID" FROM "dbo"."patients"'),
         ("tsql", "SELECT CAST([ID] AS VARCHAR(MAX)) AS [ID] FROM [dbo].[patients]"),
+        # No schemas inside a MySQL database: `dbo` would name another database.
+        ("mysql", "SELECT CAST(`ID` AS CHAR) AS `ID` FROM `patients`"),
     ],
 )
 def test_full_extract_quotes_identifiers_per_dialect(dialect: str, expected: str) -> None:
@@ -41,3 +43,17 @@ def test_hostile_values_stay_data_on_a_real_sqlite(tmp_path) -> None:
     ).fetchall()
     assert rows == [("", "", 1), ("2", "z", 0)]  # the sentinel row, then the data
     assert connection.execute("""SELECT COUNT(*) FROM "pa""tients\"""").fetchone() == (2,)
+
+
+def test_mysql_columns_are_looked_up_in_the_uri_database_only() -> None:
+    assert columns_query("mysql", "dbo", "patients") == (
+        "SELECT column_name AS name FROM information_schema.columns WHERE table_name = "
+        "'patients' AND table_schema = DATABASE() ORDER BY ordinal_position"
+    )
+    assert "table_schema = 'dbo'" in columns_query("postgres", "dbo", "patients")
+    assert "table_schema = 'dbo'" in columns_query("tsql", "dbo", "patients")
+
+
+def test_mysql_watermark_audit_reads_the_uri_database_table() -> None:
+    sql = watermark_audit_query("mysql", "dbo", "transactions", "ModifiedDate", "TransactionID")
+    assert sql.endswith(" FROM `transactions`") and "`dbo`" not in sql

@@ -13,11 +13,12 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import connectorx
 import polars as pl
 import psycopg2
+import pymysql
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -62,7 +63,15 @@ class SourceDatabase:
 
     @property
     def dialect(self) -> str:
-        scheme = urlsplit(self.uri).scheme.split("+")[0]
+        scheme = urlsplit(self.uri).scheme
+        if "+" in scheme:
+            # SQLAlchemy-style `mysql+pymysql://`: connectorx picks its own driver and rejects it.
+            base = scheme.split("+")[0]
+            raise SourceError(
+                f"datasource {self.datasource}: database {self.database} has URI scheme "
+                f"{scheme!r} with a driver suffix; connectorx reads sources and chooses the "
+                f"driver itself, so use {base}:// instead"
+            )
         if scheme not in DIALECTS:
             raise SourceError(
                 f"datasource {self.datasource}: database {self.database} has an unsupported URI "
@@ -78,7 +87,8 @@ class SourceDatabase:
         """Fail fast and clearly when the database cannot be reached.
 
         connectorx's connection pool retries for 30 s and then reports only a timeout, so
-        reachability (and, for PostgreSQL, authentication) is checked first with a short timeout.
+        reachability (and, for PostgreSQL and MySQL/MariaDB, authentication) is checked first
+        with a short timeout.
         """
         parts = urlsplit(self.uri)
         if self.dialect == "sqlite":
@@ -91,12 +101,14 @@ class SourceDatabase:
         try:
             if self.dialect == "postgres":
                 psycopg2.connect(self.uri, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
+            elif self.dialect == "mysql":
+                mysql_connect(self.uri, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
             else:
                 socket.create_connection(
                     (parts.hostname, parts.port or DEFAULT_PORTS[self.dialect]),
                     timeout=CONNECT_TIMEOUT_SECONDS,
                 ).close()
-        except (OSError, psycopg2.Error) as error:
+        except (OSError, psycopg2.Error, pymysql.Error) as error:
             raise SourceError(
                 f"datasource {self.datasource}: cannot connect to database {self.database} "
                 f"({self.safe_uri}): {self._scrub(str(error)).strip()}"
@@ -130,7 +142,7 @@ class SourceDatabase:
 
     def columns(self, schema: str | None, table: str) -> list[str]:
         self.ping()
-        qualified = f"{schema}.{table}" if schema else table
+        qualified = f"{schema}.{table}" if schema else table  # as load_config names it
         listing = self.read(columns_query(self.dialect, schema, table), f"the columns of {table}")
         names = listing.get_column(listing.columns[0]).to_list() if listing.height else []
         if not names:
@@ -144,6 +156,19 @@ class SourceDatabase:
         password = urlsplit(self.uri).password
         message = message.replace(self.uri, self.safe_uri)
         return message.replace(password, "***") if password else message
+
+
+def mysql_connect(uri: str, **options: object) -> pymysql.connections.Connection:
+    """A pymysql connection for a connectorx-style `mysql://user:pass@host:port/database` URI."""
+    parts = urlsplit(uri)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or DEFAULT_PORTS["mysql"],
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=unquote(parts.path.lstrip("/")) or None,
+        **options,
+    )
 
 
 class EmrSourcesResource(ConfigurableResource):

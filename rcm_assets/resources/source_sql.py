@@ -8,7 +8,10 @@ from __future__ import annotations
 import polars as pl
 from sqlglot import exp
 
-SCHEMELESS_DIALECTS = {"sqlite"}
+# Dialects without schemas inside a database: a load_config `schema.table` (e.g. `dbo.patients`)
+# means the table in the URI's database there, so the schema part is never used. (On MySQL and
+# MariaDB `dbo.patients` would name database `dbo`.)
+SCHEMELESS_DIALECTS = {"sqlite", "mysql"}
 SENTINEL = "__rcm_sentinel"
 
 
@@ -25,7 +28,11 @@ def columns_query(dialect: str, schema: str | None, table: str) -> str:
         )
         return listing.sql(dialect=dialect)
     condition = exp.column("table_name").eq(exp.Literal.string(table))
-    if schema:
+    if dialect in SCHEMELESS_DIALECTS:
+        # information_schema spans every database of the server: only the URI's one counts.
+        database = exp.Anonymous(this="DATABASE", expressions=[])
+        condition = condition.and_(exp.column("table_schema").eq(database))
+    elif schema:
         condition = condition.and_(exp.column("table_schema").eq(exp.Literal.string(schema)))
     return (
         exp.select(exp.column("column_name").as_("name"))

@@ -1,6 +1,6 @@
 """Deterministic sample source data: hospital EMR databases plus claims / CPT landing files."""
 
-from .database import postgres_database_uri, sqlite_path
+from .database import database_uri, postgres_database_uri, sqlite_path
 from .generator import SAMPLE_HOSPITALS, HospitalProfile, TableCount, generate_sources
 from .mutate import mutate_sources
 from .reference_codes import CPT_CODES, ICD10_CODES
@@ -11,6 +11,7 @@ __all__ = [
     "SAMPLE_HOSPITALS",
     "HospitalProfile",
     "TableCount",
+    "database_uri",
     "generate_sources",
     "mutate_sources",
     "postgres_database_uri",

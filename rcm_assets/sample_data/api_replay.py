@@ -30,7 +30,7 @@ from rcm_assets.resources.api_replay import (
 )
 
 from . import icd10_blocks
-from .database import open_postgres, open_sqlite, sqlite_path
+from .database import open_server, open_sqlite, sqlite_path
 from .generator import SAMPLE_HOSPITALS, HospitalProfile
 from .reference_codes import ICD10_CODES
 from .synth import npi_check_digit
@@ -327,12 +327,13 @@ def who_icd_entities(
 def sample_providers(
     home: Path, target: str | None = None, hospitals: Sequence[HospitalProfile] = SAMPLE_HOSPITALS
 ) -> pl.DataFrame:
-    """The providers in the sample hospitals' EMR databases (SQLite, or a PostgreSQL server)."""
+    """The providers in the sample hospitals' EMR databases (SQLite, or a PostgreSQL / MySQL
+    server)."""
     columns = ("NPI", "FirstName", "LastName", "Specialization")
     rows: list[tuple[Any, ...]] = []
     for profile in hospitals:
         database = (
-            open_postgres(target, profile.database)
+            open_server(target, profile.database)
             if target
             else open_sqlite(sqlite_path(home, profile.database))
         )
@@ -360,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rcm_assets.settings import rcm_home
 
     parser = argparse.ArgumentParser(description="(Re)write the NPPES / WHO ICD replay fixtures")
-    parser.add_argument("--target", help="PostgreSQL server URI of the sample sources")
+    parser.add_argument("--target", help="PostgreSQL or MySQL server URI of the sample sources")
     args = parser.parse_args(argv)
     home = rcm_home()
     folder = write_api_replay(home, sample_providers(home, args.target))

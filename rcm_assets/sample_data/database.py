@@ -1,7 +1,7 @@
-"""Thin SQLite / PostgreSQL adapters used by the generator and the mutator.
+"""Thin SQLite / PostgreSQL / MySQL (MariaDB) adapters used by the generator and the mutator.
 
-Both adapters load polars frames in bulk (executemany for SQLite, COPY for PostgreSQL) and keep
-all work of one hospital inside a single transaction, committed by ``commit``.
+The adapters load polars frames in bulk (executemany for SQLite and MySQL, COPY for PostgreSQL)
+and keep all work of one hospital inside a single transaction, committed by ``commit``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ import polars as pl
 from .schema import Column, Dialect, create_table_sql, quote_ident
 
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
+MYSQL_SCHEMES = frozenset({"mysql"})
+# ANSI_QUOTES: the double-quoted identifiers of the shared SQL; PIPES_AS_CONCAT: `||` joins text.
+MYSQL_SQL_MODE = "ANSI"
+_MYSQL_INSERT_BATCH = 5_000
 PG_SCHEMA = "dbo"
 _FETCH_BATCH = 1_000_000
 _DATE_FORMAT = "%Y-%m-%d"
@@ -31,22 +35,41 @@ def sqlite_path(home: Path, database: str) -> Path:
     return Path(home) / "sources" / f"{database}.db"
 
 
-def check_postgres_target(target: str) -> None:
+def check_target(target: str) -> Dialect:
+    """The dialect of a source server URI; a ValueError (one clear line) for anything else."""
     scheme = urlsplit(target).scheme.lower()
-    if scheme not in POSTGRES_SCHEMES:
-        raise ValueError(
-            f"Unsupported source target {target!r}: expected a PostgreSQL URI such as "
-            "'postgresql://user@host:5432/postgres' (scheme postgresql:// or postgres://), "
-            "or no target at all for local SQLite files."
-        )
+    if scheme in POSTGRES_SCHEMES:
+        return "postgres"
+    if scheme in MYSQL_SCHEMES:
+        return "mysql"
+    hint = f" (drop the driver suffix: use {scheme.split('+')[0]}://)" if "+" in scheme else ""
+    raise ValueError(
+        f"Unsupported source target {redact(target)!r}{hint}: expected a PostgreSQL URI such as "
+        "'postgresql://user@host:5432/postgres' (scheme postgresql:// or postgres://), a "
+        "MySQL/MariaDB URI such as 'mysql://root@127.0.0.1:3306', "
+        "or no target at all for local SQLite files."
+    )
 
 
-def postgres_database_uri(target: str, database: str) -> str:
-    """``target`` (a PostgreSQL server URI) with its database path replaced by ``database``."""
-    check_postgres_target(target)
+check_postgres_target = check_target  # the former name
+
+
+def redact(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def database_uri(target: str, database: str) -> str:
+    """``target`` (a PostgreSQL or MySQL server URI) with its database path set to ``database``."""
+    check_target(target)
     parts = urlsplit(target)
     path = "/" + quote(database, safe="")
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+postgres_database_uri = database_uri  # the former name
 
 
 class SampleDatabase(ABC):
@@ -54,6 +77,7 @@ class SampleDatabase(ABC):
 
     dialect: Dialect
     placeholder: str
+    integer_type = "BIGINT"  # for CAST(... AS <integer_type>)
 
     @abstractmethod
     def table(self, name: str) -> str:
@@ -214,6 +238,54 @@ class PostgresDatabase(SampleDatabase):
         self._conn.close()
 
 
+class MySQLDatabase(SampleDatabase):
+    """A MySQL / MariaDB database (one per hospital; MySQL has no schemas inside a database)."""
+
+    dialect: Dialect = "mysql"
+    placeholder = "%s"
+    integer_type = "SIGNED"
+
+    def __init__(self, uri: str) -> None:
+        from pymysql.constants import CLIENT
+
+        from rcm_assets.resources.emr_sources import mysql_connect
+
+        # FOUND_ROWS: an UPDATE reports the rows it matched, as SQLite and PostgreSQL do.
+        self._conn = mysql_connect(
+            uri, connect_timeout=10, client_flag=CLIENT.FOUND_ROWS, local_infile=False
+        )
+        self.execute(f"SET SESSION sql_mode = '{MYSQL_SQL_MODE}'")
+
+    def table(self, name: str) -> str:
+        return quote_ident(name)
+
+    def _cursor(self) -> Any:
+        return self._conn.cursor()
+
+    def load(self, qualified_name: str, frame: pl.DataFrame) -> None:
+        cols = ", ".join(quote_ident(c) for c in frame.columns)
+        marks = ", ".join("%s" for _ in frame.columns)
+        sql = f"INSERT INTO {qualified_name} ({cols}) VALUES ({marks})"
+        with self._conn.cursor() as cur:
+            # pymysql turns executemany of a plain INSERT into multi-row INSERT statements.
+            for batch in frame.iter_slices(_MYSQL_INSERT_BATCH):
+                cur.executemany(sql, batch.rows())
+
+    def fetch_int64(self, sql: str) -> np.ndarray:
+        import pymysql.cursors
+
+        # An unbuffered cursor keeps the client from materialising millions of rows at once.
+        with self._conn.cursor(pymysql.cursors.SSCursor) as cur:
+            cur.execute(sql)
+            return _collect_int64(iter(lambda: cur.fetchmany(_FETCH_BATCH), ()))
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 def recreate_sqlite(path: Path) -> SQLiteDatabase:
     path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-journal", "-wal", "-shm"):
@@ -246,3 +318,35 @@ def recreate_postgres(target: str, database: str) -> PostgresDatabase:
 
 def open_postgres(target: str, database: str) -> PostgresDatabase:
     return PostgresDatabase(postgres_database_uri(target, database))
+
+
+def recreate_mysql(target: str, database: str) -> MySQLDatabase:
+    from rcm_assets.resources.emr_sources import mysql_connect
+
+    check_target(target)
+    admin = mysql_connect(database_uri(target, ""), connect_timeout=10)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {mysql_ident(database)}")
+            cur.execute(f"CREATE DATABASE {mysql_ident(database)} CHARACTER SET utf8mb4")
+    finally:
+        admin.close()
+    return MySQLDatabase(database_uri(target, database))
+
+
+def mysql_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def recreate_server(target: str, database: str) -> SampleDatabase:
+    """A new, empty database ``database`` on the PostgreSQL or MySQL server ``target``."""
+    if check_target(target) == "mysql":
+        return recreate_mysql(target, database)
+    return recreate_postgres(target, database)
+
+
+def open_server(target: str, database: str) -> SampleDatabase:
+    """The existing database ``database`` on the PostgreSQL or MySQL server ``target``."""
+    if check_target(target) == "mysql":
+        return MySQLDatabase(database_uri(target, database))
+    return open_postgres(target, database)

@@ -20,9 +20,10 @@ from . import reference_codes as ref
 from . import schema
 from .database import (
     SampleDatabase,
-    check_postgres_target,
+    check_target,
+    database_uri,
     postgres_database_uri,
-    recreate_postgres,
+    recreate_server,
     recreate_sqlite,
     sqlite_path,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "SAMPLE_HOSPITALS",
     "HospitalProfile",
     "TableCount",
+    "database_uri",
     "generate_sources",
     "postgres_database_uri",
     "sqlite_path",
@@ -687,12 +689,13 @@ def generate_sources(
     """(Re)create every hospital's source database plus the claims and CPT landing files.
 
     Without ``target`` each hospital is a SQLite file under ``home/sources``; with a PostgreSQL
-    server URI each hospital becomes a database of that name with its tables in schema ``dbo``.
+    server URI each hospital becomes a database of that name with its tables in schema ``dbo``;
+    with a MySQL/MariaDB server URI (``mysql://``) a database of that name holding the tables.
     Returns the rows written per (database, table).
     """
     _validate_generate(scale, defect_rate)
     if target is not None:
-        check_postgres_target(target)
+        check_target(target)
     home = Path(home)
     report = progress or (lambda _line: None)
     write_cpt_csv(home)
@@ -701,7 +704,7 @@ def generate_sources(
         plan = HospitalPlan.create(profile, scale=scale, seed=seed, defect_rate=defect_rate)
         claims_path = claims_csv_path(home, profile)
         if target is not None:
-            with recreate_postgres(target, profile.database) as db:
+            with recreate_server(target, profile.database) as db:
                 counts.extend(_generate_hospital(db, plan, claims_path, report))
             continue
         path = sqlite_path(home, profile.database)

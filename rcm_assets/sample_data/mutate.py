@@ -18,7 +18,7 @@ import polars as pl
 
 from . import reference_codes as ref
 from . import schema
-from .database import SampleDatabase, check_postgres_target, open_postgres, open_sqlite, sqlite_path
+from .database import SampleDatabase, check_target, open_server, open_sqlite, sqlite_path
 from .generator import (
     ACTIVITY_ID_WIDTH,
     DEPARTMENT_ID_WIDTH,
@@ -120,7 +120,8 @@ def batch_size(share: float, rows: int) -> int:
 def max_number(db: SampleDatabase, table: str, column: str, prefix: str) -> int:
     start = len(prefix) + 1
     sql = (
-        f"SELECT MAX(CAST(SUBSTR({quote_ident(column)}, {start}) AS BIGINT)) FROM {db.table(table)}"
+        f"SELECT MAX(CAST(SUBSTR({quote_ident(column)}, {start}) AS {db.integer_type})) "
+        f"FROM {db.table(table)}"
     )
     value = db.fetch_one(sql)
     return int(value) if value is not None else 0
@@ -130,7 +131,8 @@ def existing_numbers(db: SampleDatabase, table: str, column: str, prefix: str) -
     """Numeric parts of all non-null ids, sorted so the seeded choice never depends on row order."""
     col = quote_ident(column)
     sql = (
-        f"SELECT CAST(SUBSTR({col}, {len(prefix) + 1}) AS BIGINT) FROM {db.table(table)} "
+        f"SELECT CAST(SUBSTR({col}, {len(prefix) + 1}) AS {db.integer_type}) "
+        f"FROM {db.table(table)} "
         f"WHERE {col} IS NOT NULL"
     )
     return np.sort(db.fetch_int64(sql))
@@ -177,11 +179,21 @@ def apply_updates(
     db.load(_TEMP_TABLE, values)
     # Lets SQLite probe the small batch per source row instead of scanning the source per key.
     db.execute(f"CREATE INDEX {quote_ident('_rcm_mutation_k')} ON {_TEMP_TABLE} (k)")
-    sets = ", ".join(f"{quote_ident(col)} = {expr}" for col, expr in assignments.items())
-    updated = db.execute(
-        f"UPDATE {db.table(table)} AS t SET {sets} FROM {_TEMP_TABLE} AS u "
-        f"WHERE t.{quote_ident(key)} = u.k"
-    )
+    if db.dialect == "mysql":
+        # No UPDATE ... FROM there; the multi-table form needs qualified targets, since column
+        # names are case-insensitive (`Address` would clash with `u.address`).
+        sets = ", ".join(f"t.{quote_ident(col)} = {expr}" for col, expr in assignments.items())
+        statement = (
+            f"UPDATE {db.table(table)} AS t JOIN {_TEMP_TABLE} AS u "
+            f"ON t.{quote_ident(key)} = u.k SET {sets}"
+        )
+    else:
+        sets = ", ".join(f"{quote_ident(col)} = {expr}" for col, expr in assignments.items())
+        statement = (
+            f"UPDATE {db.table(table)} AS t SET {sets} FROM {_TEMP_TABLE} AS u "
+            f"WHERE t.{quote_ident(key)} = u.k"
+        )
+    updated = db.execute(statement)
     db.execute(f"DROP TABLE {_TEMP_TABLE}")
     return updated
 
@@ -565,13 +577,13 @@ def mutate_sources(
     """
     _validate_shares(update_share, insert_share)
     if target is not None:
-        check_postgres_target(target)
+        check_target(target)
     counts: list[TableCount] = []
     for profile in hospitals:
         db = (
             open_sqlite(sqlite_path(Path(home), profile.database))
             if target is None
-            else open_postgres(target, profile.database)
+            else open_server(target, profile.database)
         )
         with db:
             pools = build_pools(

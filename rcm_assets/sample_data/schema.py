@@ -1,4 +1,4 @@
-"""Source table layouts and their DDL for SQLite and PostgreSQL."""
+"""Source table layouts and their DDL for SQLite, PostgreSQL and MySQL/MariaDB."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Literal
 
 Kind = Literal["text", "date", "datetime", "money", "ratio"]
 Column = tuple[str, Kind]
-Dialect = Literal["sqlite", "postgres"]
+Dialect = Literal["sqlite", "postgres", "mysql"]
 
 _SQL_TYPES: dict[Dialect, dict[Kind, str]] = {
     "sqlite": {
@@ -23,6 +23,14 @@ _SQL_TYPES: dict[Dialect, dict[Kind, str]] = {
         "datetime": "TIMESTAMP",
         "money": "NUMERIC(12,2)",
         "ratio": "NUMERIC(10,4)",
+    },
+    # Sessions run with sql_mode ANSI_QUOTES, so the double-quoted identifiers work there too.
+    "mysql": {
+        "text": "VARCHAR(255)",
+        "date": "DATE",
+        "datetime": "DATETIME",
+        "money": "DECIMAL(12,2)",
+        "ratio": "DECIMAL(10,4)",
     },
 }
 
