@@ -1,6 +1,7 @@
 """bronze/emr.py through the real Dagster machinery on real SQLite sources and Delta tables."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from rcm_assets_tests.bronze_helpers import (
 from rcm_assets_tests.conftest import Project
 
 ALL = {(f"bronze/{t}", ds) for t in TABLES for ds in ("hos-a", "hos-b")}
+INCREMENTAL = ("encounters", "patients", "transactions")  # loadtype Incremental in metadata
 
 
 def test_first_run_loads_every_active_table(sources: Sources, instance: DagsterInstance) -> None:
@@ -583,6 +585,28 @@ def test_boundary_rows_written_differently_by_another_engine_are_not_loaded_twic
         pl.when(pl.col("id") == "2").then(pl.lit("6")).otherwise("amount").alias("amount")
     )
     assert sorted(drop_loaded(changed, loaded, "modified").get_column("id")) == ["2", "3"]
+
+
+@pytest.mark.parametrize("sources", ["postgres", "mysql"], indirect=True)
+def test_a_hospital_moved_from_sqlite_to_a_server_loads_no_row_twice(
+    sources: Sources,
+    instance: DagsterInstance,
+    sample_sources: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same data, loaded from SQLite, then from PostgreSQL or MariaDB (which write numbers
+    and date/times differently): the incremental extracts after the move append nothing."""
+    server_uri = os.environ["RCM_DB_URI_HOSPITAL_B"]
+    shutil.copytree(sample_sources / "sources", sources.project.home / "sources")
+    monkeypatch.delenv("RCM_DB_URI_HOSPITAL_B")  # hos-b on its embedded SQLite file first
+    run_bronze(instance, ["hos-b"])
+    before = {t: bronze(sources.project, "hosb", t).height for t in INCREMENTAL}
+
+    monkeypatch.setenv("RCM_DB_URI_HOSPITAL_B", server_uri)  # the same rows, on the server
+    outcomes = run_bronze(instance, ["hos-b"])
+
+    assert by_status(outcomes, "materialized") >= {(f"bronze/{t}", "hos-b") for t in INCREMENTAL}
+    assert {t: bronze(sources.project, "hosb", t).height for t in INCREMENTAL} == before
 
 
 @pytest.mark.parametrize("limit", [1, 2])

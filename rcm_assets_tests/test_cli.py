@@ -228,3 +228,25 @@ def test_dg_checks_lists_and_launches_one_partition(project: Project) -> None:
 
     assert (project.lake / "bronze" / "hosb" / "patients").is_dir()
     assert not (project.lake / "bronze" / "hosa" / "patients").exists()
+    with DagsterInstance.get() as instance:  # the project's instance, which the UI shows
+        [run] = instance.get_runs()
+    assert run.tags["dagster/partition"] == "hos-b" and run.is_success
+
+
+def test_readme_dg_commands_use_the_projects_instance() -> None:
+    """Without DAGSTER_HOME, `dg launch` records its run in a temporary instance."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    blocks = readme.split("```bash")[1:]
+    launching = [b.split("```")[0] for b in blocks if "dg launch" in b.split("```")[0]]
+    assert launching
+    for block in launching:
+        before = block.split("dg launch")[0]
+        assert "DAGSTER_HOME=" in before, block
+
+
+@pytest.mark.parametrize(("args", "port"), [((), "3000"), (("PORT=3123",), "3123")])
+def test_make_dev_serves_on_the_port_asked(args: tuple[str, ...], port: str) -> None:
+    result = _run("make", "-n", "dev", *args)
+    [command] = [line for line in result.stdout.splitlines() if " dev -h 127.0.0.1" in line]
+    assert command.endswith(f"-p {port}")
+    assert "dg dev" in command
