@@ -25,6 +25,7 @@ from rcm_assets.bronze.reference import (
     extract_icd_codes,
     extract_npi,
 )
+from rcm_assets.bronze.reference_frames import cms_order_records, icd_codes_from_cms
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import delta
 from rcm_assets.metadata import load_metadata
@@ -32,7 +33,7 @@ from rcm_assets.resources import LakeResource, LandingStoreResource
 from rcm_assets.resources.api_replay import ReplayApi
 from rcm_assets.resources.nppes import NppesResource
 from rcm_assets.resources.who_icd import WhoIcdResource, who_icd_resource
-from rcm_assets.sample_data import ICD10_CODES
+from rcm_assets.sample_data import ICD10_CODES, WHO_ICD10_CODES
 from rcm_assets.sample_data.api_replay import (
     nppes_individual,
     sample_providers,
@@ -188,20 +189,20 @@ def test_three_changed_icd_descriptions_are_versioned_in_silver(
     metadata, lake = load_metadata(), LakeResource().addresses
     table = metadata.silver_tables["icd_codes"]
     extract("who", project, server)
-    assert build_silver_table(table, metadata, lake).inserted == len(ICD10_CODES)
+    assert build_silver_table(table, metadata, lake).inserted == len(WHO_ICD10_CODES)
     changed = {"E11.9": "Type 2 diabetes, no complications", "I10": "Hypertension, essential",
-               "J45.20": "Mild intermittent asthma"}  # fmt: skip
+               "J44.9": "Chronic obstructive pulmonary disease"}  # fmt: skip
     for code, title in changed.items():
         server.replay.who[f"2019/{code}"]["title"]["@value"] = title
 
     extract("who", project, server)
     build = build_silver_table(table, metadata, lake)
 
-    assert (build.closed, build.inserted, build.unchanged) == (3, 3, len(ICD10_CODES) - 3)
+    assert (build.closed, build.inserted, build.unchanged) == (3, 3, len(WHO_ICD10_CODES) - 3)
     silver = pl.read_delta(lake.silver("icd_codes"))
     current = silver.filter(pl.col("is_current"))
-    assert silver.height == len(ICD10_CODES) + 3
-    assert sorted(current.get_column("icd_code")) == sorted(code for code, _ in ICD10_CODES)
+    assert silver.height == len(WHO_ICD10_CODES) + 3
+    assert sorted(current.get_column("icd_code")) == sorted(c for c, _ in WHO_ICD10_CODES)
     assert current.get_column("icd_code").is_unique().all()
     closed = silver.filter(~pl.col("is_current"))
     assert sorted(closed.get_column("icd_code")) == sorted(changed)
@@ -216,7 +217,7 @@ def test_three_changed_icd_descriptions_are_versioned_in_silver(
     table = metadata.gold_tables["dim_icd_code"]
     frames = GoldBuilder(table, metadata, lake).frames({"silver/icd_codes": -1})
     gold = build_frame(table, metadata, frames).collect()
-    assert sorted(gold.get_column("icd_code")) == sorted(code for code, _ in ICD10_CODES)
+    assert sorted(gold.get_column("icd_code")) == sorted(code for code, _ in WHO_ICD10_CODES)
     shown = dict(gold.select("icd_code", "description").iter_rows())
     assert {code: shown[code] for code in changed} == changed  # gold has the new descriptions
 
@@ -277,9 +278,17 @@ def test_the_client_secret_never_surfaces(
     assert all(SECRET not in config for config in configs)
 
 
+@pytest.mark.parametrize("order_file", [True, False], ids=["cms-order-file", "who-api"])
 def test_reference_assets_materialize_offline_in_replay_mode(
-    sampled: Project, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    sampled: Project, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, order_file: bool
 ) -> None:
+    """The default sample run loads ICD-10-CM from the CMS order file `rcm generate` lands, so
+    every sample code has a row; without it the WHO replay yields the WHO ICD-10 codes only."""
+    order = sampled.home / "landing" / "icd10cm" / "icd10cm_order_2025.txt"
+    assert order.is_file()
+    if not order_file:
+        order.unlink()
+    expected = ICD10_CODES if order_file else WHO_ICD10_CODES
     for name in ("RCM_WHO_CLIENT_ID", "RCM_WHO_CLIENT_SECRET"):
         monkeypatch.delenv(name, raising=False)
     outcomes = run_all(instance, ["hos-a", "hos-b"])
@@ -314,7 +323,11 @@ def test_reference_assets_materialize_offline_in_replay_mode(
     assert npis.get_column("npi_check_digit_valid").all()
     assert npis.get_column("emr_datasources").str.contains("hos-").all()
     codes = bronze_table(sampled, "icd_codes")
-    assert sorted(codes.get_column("code")) == sorted(code for code, _ in ICD10_CODES)
+    assert sorted(codes.get_column("code")) == sorted(code for code, _ in expected)
+    assert set(codes.get_column("source_system")) == {
+        "cms_icd10cm_order_file" if order_file else "who_icd_api"
+    }
+    assert not order.exists()  # the order file was processed, or never there
     for frame in (npis, codes):
         assert {"load_id", "ingested_at", "extract_date"} <= set(frame.columns)
         assert frame.get_column("load_id").n_unique() == 1
@@ -329,7 +342,7 @@ def test_reference_assets_materialize_offline_in_replay_mode(
         "data_source", "tablename", "status", "load_type"
     ).sort("data_source").rows() == [
         ("nppes", "npi_extract", "success", "Api"),
-        ("who_icd", "icd_codes", "success", "Api"),
+        ("who_icd", "icd_codes", "success", "File" if order_file else "Api"),
     ]
 
     silver_assets, _ = build_silver_assets(metadata)
@@ -345,7 +358,7 @@ def test_reference_assets_materialize_offline_in_replay_mode(
     assert not silver_npi.get_column("is_quarantined").any()
     assert set(silver_npi.get_column("datasource")) == {"nppes"}
     silver_icd = pl.read_delta(str(sampled.lake / "silver" / "icd_codes"))
-    assert silver_icd.height == len(ICD10_CODES)
+    assert silver_icd.height == len(expected)
 
 
 def test_invalid_and_unknown_npis_are_reported(
@@ -476,4 +489,11 @@ def test_rcm_generate_writes_replay_fixtures_of_the_sample_providers(project: Pr
     registered = {str(record["number"]) for record in fixture["results"]}
     assert set(providers.get_column("NPI")) <= registered
     who = json.loads((project.home / "replay" / "who_icd.json").read_text())["entities"]
-    assert {code for code, _ in ICD10_CODES} <= {e.get("code") for e in who.values()}
+    served = {e.get("code") for e in who.values()}
+    assert {code for code, _ in WHO_ICD10_CODES} <= served
+    assert not {"E11.22", "F32.A", "Z79.4"} & served  # ICD-10-CM only
+    order = (project.home / "landing" / "icd10cm" / "icd10cm_order_2025.txt").read_text()
+    records = cms_order_records(pl.LazyFrame({"line": order.splitlines()})).collect()
+    assert records.get_column("layout_ok").all()
+    codes = icd_codes_from_cms(records.lazy(), "2025", "icd10cm/icd10cm_order_2025.txt").collect()
+    assert sorted(codes.get_column("code")) == sorted(code for code, _ in ICD10_CODES)

@@ -5,6 +5,7 @@ import pytest
 from dagster import DagsterInstance
 from polars.testing import assert_frame_equal
 
+from rcm_assets.sample_data import ICD10_CODES
 from rcm_assets_tests.bronze_helpers import Sources, read_table, run_all, sqlite_sources
 from rcm_assets_tests.conftest import Project
 
@@ -43,6 +44,8 @@ def test_every_foreign_key_resolves_except_the_injected_orphans(
         "procedure_code": gold(sources.project, "dim_cpt_code")["cpt_code"],
         "icd_code": gold(sources.project, "dim_icd_code")["icd_code"],
     }
+    # ICD-10-CM from the CMS order file `rcm generate` lands: every sample code has a row.
+    assert sorted(dims["icd_code"]) == sorted(code for code, _ in ICD10_CODES)
     for target, layout, datasource in (("hosa", "a", "hos-a"), ("hosb", "b", "hos-b")):
         rows = fact.filter(pl.col("datasource") == datasource)
         [(expected_rows,)] = sources.rows(
@@ -88,6 +91,8 @@ def test_a_run_without_source_changes_commits_no_silver_or_gold(
             for path in sorted((sources.project.lake / layer).iterdir())
         }
 
+    # The first run consumes the ICD-10-CM order file; the second keeps that code set (it does
+    # not fall back to the WHO API), so nothing changes.
     run_all(instance)
     before = versions()
 

@@ -42,7 +42,7 @@ from rcm_assets.resources.http_retry import (
 from rcm_assets.resources.nppes import NppesClient, NppesResource
 from rcm_assets.resources.reference_api import ApiSettings
 from rcm_assets.resources.who_icd import ClientCredentialsToken, WhoIcdResource
-from rcm_assets.sample_data import ICD10_CODES
+from rcm_assets.sample_data import ICD10_CODES, WHO_ICD10_CODES
 from rcm_assets.sample_data.api_replay import (
     nppes_individual,
     nppes_organization,
@@ -279,7 +279,8 @@ def test_who_walk_reaches_every_sample_code_with_one_token(
     leaves, client = who_walk(server)
 
     codes = {json.loads(leaf.raw)["code"] for leaf in leaves}
-    assert codes == {code for code, _ in ICD10_CODES}
+    assert codes == {code for code, _ in WHO_ICD10_CODES}
+    assert len(codes) == 83 < len(ICD10_CODES)  # WHO alone leaves 98 US codes without a row
     assert client.token.fetched == 1
     entity_requests = server.seen("/icd/release/10/")
     assert len(entity_requests) == client.entities == len(who_icd_entities()) - 1  # no root
@@ -287,7 +288,8 @@ def test_who_walk_reaches_every_sample_code_with_one_token(
     assert all(r.headers["accept-language"] == "en" for r in entity_requests)
     assert all(r.headers["authorization"].startswith("Bearer ") for r in entity_requests)
     by_code = {json.loads(leaf.raw)["code"]: leaf for leaf in leaves}
-    assert (by_code["E11.9"].chapter, by_code["E11.9"].block) == ("IV", "E08-E13")
+    assert (by_code["E11.9"].chapter, by_code["E11.9"].block) == ("IV", "E10-E14")
+    assert (by_code["I10"].chapter, by_code["I10"].block) == ("IX", "I10-I15")
 
 
 def test_token_expiring_mid_walk_is_refreshed_and_the_walk_continues(
@@ -297,7 +299,7 @@ def test_token_expiring_mid_walk_is_refreshed_and_the_walk_continues(
 
     leaves, client = who_walk(server, max_concurrency=3)
 
-    assert len(leaves) == len(ICD10_CODES)
+    assert len(leaves) == len(WHO_ICD10_CODES)
     assert client.token.fetched == 2
     assert len(server.seen("/connect/token")) == 2
     token_forms = [r for r in server.requests if r.target == "/connect/token"]
@@ -343,11 +345,11 @@ def test_wrong_secret_is_refused_by_the_token_endpoint(
 def test_who_faults_mid_walk_fail_the_walk_clearly(project: Project, server: ApiTestServer) -> None:
     server.inject("/2019/I10", Fault(429, b"", {"Retry-After": "0"}), Fault(502, b""))
     leaves, client = who_walk(server)
-    assert len(leaves) == len(ICD10_CODES)
+    assert len(leaves) == len(WHO_ICD10_CODES)
     assert client.http.stats.retries == 2
 
-    server.inject("/2019/J45", Fault(200, b"<html>maintenance</html>"))
-    with pytest.raises(ApiError, match=r"^WHO ICD: GET /icd/release/10/2019/J45.* malformed JSON"):
+    server.inject("/2019/J44", Fault(200, b"<html>maintenance</html>"))
+    with pytest.raises(ApiError, match=r"^WHO ICD: GET /icd/release/10/2019/J44.* malformed JSON"):
         who_walk(server)
 
 
@@ -519,9 +521,26 @@ def test_replay_fixtures_match_the_sample_providers_and_codes() -> None:
     assert {r["enumeration_type"] for r in records} == {"NPI-1", "NPI-2"}
     entities = who_icd_entities()
     leaves = {e["code"] for e in entities.values() if "code" in e and not e.get("child")}
-    assert leaves == {code for code, _ in ICD10_CODES}
+    assert leaves == {code for code, _ in WHO_ICD10_CODES}
+    assert all(re.fullmatch(r"[A-Z][0-9]{2}(\.[0-9])?", code) for code in leaves)
     assert all(uri.startswith("http://id.who.int/") for e in entities.values()
                for uri in e.get("child", []))  # fmt: skip
+
+
+def test_who_replay_serves_no_icd10cm_only_code(project: Project) -> None:
+    entities = who_icd_entities()
+    served = {e["code"] for e in entities.values() if "code" in e}
+
+    # ICD-10-CM only: a 2nd digit or a letter after the dot, a US-only category or subdivision.
+    for code in ("E11.22", "F32.A", "S06.0X0A", "G89.29", "Z79.4", "R05.9", "N18.6", "O80"):
+        assert code not in served, code
+    assert "E08-E13" not in served and "E10-E14" in served  # WHO's diabetes block
+    assert {code for code, _ in WHO_ICD10_CODES} <= served
+    assert len(ICD10_CODES) - len(WHO_ICD10_CODES) == 98
+    # The walk's root_codes are exactly the chapters holding WHO codes: none would answer 404.
+    chapters = [uri.rsplit("/", 1)[1] for uri in entities["2019"]["child"]]
+    assert list(load_metadata().api_source(ApiSourceName.WHO_ICD).root_codes) == chapters
+    assert "XIX" not in chapters  # the injury codes (S06.0X0A, ...) are all ICD-10-CM only
 
 
 # Metadata ----------------------------------------------------------------------------------

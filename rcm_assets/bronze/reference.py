@@ -33,6 +33,7 @@ from dagster import (
 
 from rcm_assets.bronze.load_record import LoadAttempt, LoadRecord, data_version
 from rcm_assets.bronze.reference_frames import (
+    CMS_ORDER_FILE,
     cms_order_records,
     icd_codes_from_cms,
     npi_extract,
@@ -289,6 +290,8 @@ def extract_icd_codes(
     files = landing.list_files(source.landing_folder) if source.landing_folder else []
     if files:
         return extract_icd_order_file(files, source, lake, landing, run_id, log)
+    if source.landing_folder and _newest_source_system(lake) == CMS_ORDER_FILE:
+        return _keep_icd10cm(lake, run_id, log)
     attempt = _start(ApiSourceName.WHO_ICD, ICD_TABLE, lake, run_id, log)
     with attempt.failure_recorded():
         with who_icd.open(source, log) as client:
@@ -328,6 +331,39 @@ def extract_icd_codes(
         )
         load = attempt.commit(frame)
     log.info("WHO ICD: %d code(s) appended to bronze/%s", load.rows, ICD_TABLE)
+    return load
+
+
+def _newest_source_system(lake: LakeAddresses) -> str | None:
+    """Where the newest ICD load came from: the WHO API or a CMS ICD-10-CM order file."""
+    uri, options = lake.bronze(ICD_TABLE), lake.storage_options
+    newest = delta.last_load_id(uri, ApiSourceName.WHO_ICD.value, options)
+    if newest is None:
+        return None
+    return (
+        delta.scan(uri, options)
+        .filter(pl.col("load_id") == newest)
+        .select(pl.col("source_system").first())
+        .collect()
+        .item()
+    )
+
+
+def _keep_icd10cm(lake: LakeAddresses, run_id: str | None, log: logging.Logger) -> LoadRecord:
+    """ICD-10-CM from CMS is the code set in use: the WHO API's ICD-10 would replace its codes
+    with fewer, differently titled ones. A new order file replaces it; until then nothing loads."""
+    attempt = _start(ApiSourceName.WHO_ICD, ICD_TABLE, lake, run_id, log, load_type="File")
+    with attempt.failure_recorded():
+        attempt.update(
+            details={"source": MetadataValue.text("CMS ICD-10-CM order file: no new file")}
+        )
+        empty = delta.scan(lake.bronze(ICD_TABLE), lake.storage_options).head(0).collect()
+        load = attempt.commit(empty)
+    log.info(
+        "ICD codes come from a CMS ICD-10-CM order file; no new one waits in landing, so the "
+        "WHO API is not walked and bronze/%s is unchanged",
+        ICD_TABLE,
+    )
     return load
 
 

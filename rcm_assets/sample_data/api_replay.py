@@ -2,7 +2,9 @@
 
 `write_api_replay` writes, next to the sample sources, the registry records of the sample
 providers' NPIs (`replay/nppes.json`, the NPPES reply shape) and the WHO ICD-10 entities from the
-release root down to every code of `ICD10_CODES` (`replay/who_icd.json`, one reply per path).
+release root down to every code of `WHO_ICD10_CODES` (`replay/who_icd.json`, one reply per
+path): WHO ICD-10 codes only, as the real API serves; the ICD-10-CM-only sample codes come from
+the CMS order file `rcm generate` writes to `landing/icd10cm/`.
 `rcm_assets.resources.api_replay.ReplayApi` answers the clients from them, offline.
 
 `python -m rcm_assets.sample_data.api_replay` (re)writes the fixtures of an existing RCM_HOME;
@@ -32,7 +34,7 @@ from rcm_assets.resources.api_replay import (
 from . import icd10_blocks
 from .database import open_server, open_sqlite, sqlite_path
 from .generator import SAMPLE_HOSPITALS, HospitalProfile
-from .reference_codes import ICD10_CODES
+from .reference_codes import WHO_ICD10_CODES
 from .synth import npi_check_digit
 
 WHO_RELEASE = "2019"
@@ -269,7 +271,7 @@ def _category_title(descriptions: list[str]) -> str:
 
 
 def who_icd_entities(
-    codes: Iterable[tuple[str, str]] = ICD10_CODES, release: str = WHO_RELEASE
+    codes: Iterable[tuple[str, str]] = WHO_ICD10_CODES, release: str = WHO_RELEASE
 ) -> dict[str, dict[str, Any]]:
     """Every WHO API reply from the release root down to the codes, keyed by relative path.
 

@@ -614,6 +614,30 @@ def write_cpt_csv(home: Path) -> Path:
     return path
 
 
+ICD10CM_ORDER_FILE = "icd10cm_order_2025.txt"
+
+
+def icd10cm_order_lines(codes: Sequence[tuple[str, str]] = ref.ICD10_CODES) -> list[str]:
+    """`codes` as billable lines of a CMS ICD-10-CM order file, in code order.
+
+    Layout: order number (5) blank code without its dot (7) blank billable flag `1` blank short
+    title (60, truncated) blank long title.
+    """
+    return [
+        f"{number:05d} {code.replace('.', ''):<7} 1 {title[:60]:<60} {title}"
+        for number, (code, title) in enumerate(sorted(codes), start=1)
+    ]
+
+
+def write_icd10cm_order_file(home: Path) -> Path:
+    """Write every sample ICD-10-CM code (`ICD10_CODES`) as `landing/icd10cm/{ICD10CM_ORDER_FILE}`,
+    the CMS order file the ICD extract prefers to the WHO API."""
+    path = home / "landing" / "icd10cm" / ICD10CM_ORDER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(icd10cm_order_lines()) + "\n", encoding="utf-8")
+    return path
+
+
 def claims_csv_path(home: Path, profile: HospitalProfile) -> Path:
     return home / "landing" / "claims" / f"{profile.claims_file_prefix}_claim_data.csv"
 
@@ -686,7 +710,8 @@ def generate_sources(
     hospitals: Sequence[HospitalProfile] = SAMPLE_HOSPITALS,
     progress: Callable[[str], None] | None = None,
 ) -> list[TableCount]:
-    """(Re)create every hospital's source database plus the claims and CPT landing files.
+    """(Re)create every hospital's source database plus the claims, CPT and ICD-10-CM landing
+    files (the ICD-10-CM codes as a CMS order file in ``landing/icd10cm/``).
 
     Without ``target`` each hospital is a SQLite file under ``home/sources``; with a PostgreSQL
     server URI each hospital becomes a database of that name with its tables in schema ``dbo``;
@@ -699,6 +724,7 @@ def generate_sources(
     home = Path(home)
     report = progress or (lambda _line: None)
     write_cpt_csv(home)
+    write_icd10cm_order_file(home)
     counts: list[TableCount] = []
     for profile in hospitals:
         plan = HospitalPlan.create(profile, scale=scale, seed=seed, defect_rate=defect_rate)

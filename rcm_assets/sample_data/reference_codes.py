@@ -6,6 +6,8 @@ CPT descriptors are copyrighted by the AMA, so they are not reproduced here).
 
 from __future__ import annotations
 
+import re
+
 EM = "Evaluation and Management Services"
 ANESTHESIA = "Anesthesia"
 SURGERY = "Surgery"
@@ -364,6 +366,45 @@ ICD10_CODES: tuple[tuple[str, str], ...] = (
     ("Z87.891", "Personal history of nicotine dependence"),
     ("Z95.1", "Presence of aortocoronary bypass graft"),
     ("Z96.651", "Presence of right artificial knee joint"),
+)
+
+# ICD-10-CM categories that WHO ICD-10 (2019) does not have: the US splits of diabetes (E08, E09,
+# E13; WHO has E10-E14), pain NEC (G89), BMI (Z68) and long-term drug therapy (Z79; WHO codes it
+# in Z92.1 / Z92.2).
+ICD10CM_ONLY_CATEGORIES: frozenset[str] = frozenset({"E08", "E09", "E13", "G89", "Z68", "Z79"})
+
+# Sample codes in WHO form whose code WHO ICD-10 (2019) nevertheless does not have: ICD-10-CM
+# subdivisions of categories that are leaves in WHO (E86, L82, N40, R05, R11, R31, R35, R51),
+# ICD-10-CM subdivision numbers WHO does not use (J30.9, N18.6, R10.9, R19.7), and ICD-10-CM
+# leaf categories that WHO subdivides (A09, O80, Z23).
+ICD10CM_ONLY_CODES: frozenset[str] = frozenset(
+    {
+        "A09", "E86.0", "J30.9", "L82.1", "N18.6", "N40.0", "O80", "R05.9", "R10.9", "R11.2",
+        "R19.7", "R31.9", "R35.0", "R51.9", "Z23",
+    }
+)  # fmt: skip
+
+_WHO_FORM = re.compile(r"[A-Z][0-9]{2}(\.[0-9])?")
+
+
+def is_who_icd10_code(code: str) -> bool:
+    """Whether a sample ICD-10-CM code exists as such in WHO ICD-10 (2019).
+
+    The rule: WHO form (a 3-character category, or a category and one digit after the dot; no
+    second digit, no letter such as `F32.A` or `S06.0X0A`), a category WHO has (not in
+    `ICD10CM_ONLY_CATEGORIES`), and not one of the `ICD10CM_ONLY_CODES`.
+    """
+    return (
+        _WHO_FORM.fullmatch(code) is not None
+        and code[:3] not in ICD10CM_ONLY_CATEGORIES
+        and code not in ICD10CM_ONLY_CODES
+    )
+
+
+# The sample codes the WHO ICD-10 API knows (the WHO replay serves these only); the others are
+# ICD-10-CM only and find a dimension row only through a CMS ICD-10-CM order file.
+WHO_ICD10_CODES: tuple[tuple[str, str], ...] = tuple(
+    (code, title) for code, title in ICD10_CODES if is_who_icd10_code(code)
 )
 
 # (department name, specializations of its providers). Generation uses the first 15-20 entries;
