@@ -5,6 +5,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +51,24 @@ def mariadb_or_skip() -> str:
             pytest.fail(f"MariaDB must be reachable in CI at {MARIADB_SERVER}: {error}")
         pytest.skip(f"MariaDB not reachable at {MARIADB_SERVER}")
     return MARIADB_SERVER
+
+
+@contextmanager
+def fresh_postgres_database(suffix: str) -> Iterator[tuple[str, str]]:
+    """(server URI, name) of an empty database of this test session, dropped afterwards."""
+    server = postgres_or_skip()
+    name = f"{PG_PREFIX}-{suffix}"
+    connection = psycopg2.connect(server)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server, name
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.close()
 
 
 @dataclass

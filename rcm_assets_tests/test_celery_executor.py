@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import polars as pl
-import psycopg2
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 from deltalake import DeltaTable
@@ -26,7 +25,7 @@ from rcm_assets.lake.scd2 import consumed_load_ids
 from rcm_assets.resources import LakeResource
 from rcm_assets.settings import REPO_ROOT
 from rcm_assets_tests.bronze_helpers import sqlite_sources
-from rcm_assets_tests.conftest import Project, postgres_or_skip
+from rcm_assets_tests.conftest import Project, fresh_postgres_database
 from rcm_assets_tests.lake_fingerprint import fingerprint
 
 BIN = Path(sys.executable).parent
@@ -57,13 +56,14 @@ def celery_env(
 ) -> Iterator[dict[str, str]]:
     """The environment of the run and the workers: the sample project, a PostgreSQL instance
     (deploy/dagster.yaml), the broker and a queue of this test's own."""
-    server, broker = postgres_or_skip(), broker_or_skip()
-    name = f"rcmtest-{os.getpid()}-celery"
-    connection = psycopg2.connect(server)
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
+    broker = broker_or_skip()
+    with fresh_postgres_database("celery") as (server, name):
+        yield _instance_env(server, name, broker, tmp_path, monkeypatch)
+
+
+def _instance_env(
+    server: str, name: str, broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     home = tmp_path / "dagster_pg"
     home.mkdir()
     shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
@@ -81,12 +81,7 @@ def celery_env(
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("PGSSLMODE", raising=False)
-    try:
-        yield os.environ.copy()
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
+    return os.environ.copy()
 
 
 def start_workers(env: dict[str, str], count: int, logs: Path) -> Workers:
@@ -180,11 +175,22 @@ def test_whole_graph_on_two_celery_workers_equals_an_in_process_run(
 ) -> None:
     reference = tmp_path / "in_process"  # the same sample data, run in one process
     shutil.copytree(sampled.home, reference)
+    for home in (sampled.home, reference):  # silver merges of a second or two per hospital
+        for target in ("hosa", "hosb"):
+            sqlite_sources(Project(home, sampled.metadata)).copy_transactions(
+                target, 20, "2026-03-01 00:00:00"
+            )
+    # The two hospitals' runs at once, as the daemon launches them (one run per partition),
+    # queued before any worker takes a step, so the workers interleave them; then the rest.
+    hospitals = [rcm_run(celery_env, "--partition", p) for p in ("hos-a", "hos-b")]
+    with DagsterInstance.get() as instance:
+        deadline = time.monotonic() + 120
+        while len(instance.get_runs()) < 2:
+            assert time.monotonic() < deadline, "the hospitals' runs never started"
+            time.sleep(0.2)
+    time.sleep(3)  # both runs submit their first steps
     workers = start_workers(celery_env, 2, tmp_path)
     try:
-        # The two hospitals' runs at once, as the daemon launches them (one run per
-        # partition), then the rest of the graph over both.
-        hospitals = [rcm_run(celery_env, "--partition", p) for p in ("hos-a", "hos-b")]
         for run in hospitals:
             output = run.communicate(timeout=600)[0]
             assert run.returncode == 0, output[-4000:]

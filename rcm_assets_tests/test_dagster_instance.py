@@ -4,7 +4,6 @@ The instance is loaded from a copy of the file with only DAGSTER_PG_* set, so th
 when the file, its variable names or dagster-postgres's schema drift apart.
 """
 
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from dagster_postgres import (
 )
 
 from rcm_assets.settings import REPO_ROOT
-from rcm_assets_tests.conftest import postgres_or_skip
+from rcm_assets_tests.conftest import fresh_postgres_database
 
 DEPLOY = REPO_ROOT / "deploy"
 # Trust auth ignores it; it is distinctive so that a leak into the event log is found.
@@ -77,19 +76,8 @@ class Database:
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[Database]:
-    server = postgres_or_skip()
-    name = f"rcmtest-{os.getpid()}-dagster"
-    connection = psycopg2.connect(server)
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with fresh_postgres_database("dagster") as (server, name):
         yield Database(server, name)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
 
 
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> Path:
