@@ -32,7 +32,9 @@ def extract_slot(context: AssetExecutionContext, database: DatabaseSpec) -> Iter
         return
     pool, run_id = pool_of(database), context.run.run_id
     step = f"{context.op_execution_context.op.name}[{context.partition_key}]"
-    storage.set_concurrency_slots(pool, database.max_concurrent_extracts)  # metadata decides
+    if storage.get_concurrency_info(pool).slot_count != database.max_concurrent_extracts:
+        # metadata decides; written only when it changed, not by every extract at once
+        storage.set_concurrency_slots(pool, database.max_concurrent_extracts)
     for holder in storage.get_concurrency_info(pool).active_run_ids - {run_id}:
         run = context.instance.get_run_by_id(holder)
         if run is not None and run.is_finished:  # a run that ended without freeing its slot
