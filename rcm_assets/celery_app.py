@@ -1,5 +1,5 @@
-"""The Celery app `rcm worker` runs: dagster-celery's step task with this project's settings,
-which the executor (defs/executor.py) shares, so both sides agree on queue and delivery."""
+"""The Celery app `rcm worker` runs: dagster-celery's step task with this project's settings
+(`settings.celery_settings`, which the executor uses too)."""
 
 import os
 
@@ -9,25 +9,13 @@ from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
-
-def celery_settings() -> dict[str, object]:
-    return {
-        "task_default_queue": os.environ.get("RCM_CELERY_QUEUE", "dagster"),
-        # A step's message is acknowledged when the step has ended, not when a worker takes it:
-        # a worker killed mid-step drops its connection and the broker hands the step to another
-        # worker. Every step is safe to run again (one Delta commit; consumed load ids).
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-    }
-
-
-def broker() -> str:
-    return os.environ.get("RCM_CELERY_BROKER", broker_url)
+from rcm_assets.settings import celery_settings
 
 
 def worker_app() -> Celery:
+    broker = os.environ.get("RCM_CELERY_BROKER", broker_url)  # a secret: never on argv
     executor = CeleryExecutor.for_cli(
-        broker=broker(), backend="rpc://", config_source=celery_settings()
+        broker=broker, backend="rpc://", config_source=celery_settings()
     )
     return make_app(executor.app_args())
 

@@ -10,18 +10,18 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from rcm_assets.errors import RcmError
 from rcm_assets.lake_cli import add_lake_commands
-from rcm_assets.settings import EXECUTORS, dagster_home, rcm_home
+from rcm_assets.settings import EXECUTORS, celery_settings, dagster_home, rcm_home
 
 
 def _generate(args: argparse.Namespace) -> int:
     import psycopg2
     import pymysql
 
-    from rcm_assets.sample_data.database import check_target, redact
+    from rcm_assets.resources.emr_sources import redact_uri, scrub
+    from rcm_assets.sample_data.database import check_target
 
     if args.target:
         try:
@@ -33,12 +33,9 @@ def _generate(args: argparse.Namespace) -> int:
         return _generate_sources(args)
     except (psycopg2.OperationalError, pymysql.err.OperationalError) as error:
         # A server that is down or refuses the credentials: one line, never the password.
-        message = " ".join(str(error).split())
-        password = urlsplit(args.target or "").password
-        if password:
-            message = message.replace(password, "***")
+        message = scrub(" ".join(str(error).split()), args.target or "")
         print(
-            f"rcm generate: cannot use the target {redact(args.target or '')}: {message}",
+            f"rcm generate: cannot use the target {redact_uri(args.target or '')}: {message}",
             file=sys.stderr,
         )
         return 2
@@ -154,8 +151,6 @@ def _worker(args: argparse.Namespace) -> int:
     """Become a Celery worker for `rcm run --executor celery` (and runs launched with
     RCM_EXECUTOR=celery): one process that runs one step at a time and never forks, because
     delta-rs does not survive a fork. Start as many as the machines have cores."""
-    from rcm_assets.celery_app import celery_settings
-
     command = [str(Path(sys.executable).parent / "celery"), "-A", "rcm_assets.celery_app"]
     command += ["worker", "-Q", str(celery_settings()["task_default_queue"])]
     command += ["--pool", "solo", "--prefetch-multiplier", "1", "--loglevel", args.loglevel]

@@ -4,11 +4,12 @@ MariaDB."""
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import psycopg2
 import pymysql
@@ -140,23 +141,12 @@ def _drop_databases(server: str, names: list[str]) -> None:
     connection.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_templates(sample_sources: Path) -> Iterator[tuple[str, tuple]]:
-    """The sample hospitals generated once into template databases, cloned per test."""
-    from rcm_assets.sample_data import SAMPLE_HOSPITALS, generate_sources
-
-    server = postgres_or_skip()
-    templates = tuple(
-        replace(profile, database=f"{PG_PREFIX}-template-{profile.database[-1]}")
-        for profile in SAMPLE_HOSPITALS
-    )
-    generate_sources(
-        sample_sources / "pg", scale=SAMPLE_SCALE, seed=7, target=server, hospitals=templates
-    )
-    yield server, templates
-    _drop_databases(
-        server, [t.database for t in templates] + [f"{PG_PREFIX}-hosa", f"{PG_PREFIX}-hosb"]
-    )
+def drop_mysql_databases(server: str, names: list[str]) -> None:
+    connection = _mysql_admin(server)
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    connection.close()
 
 
 def _mysql_admin(server: str) -> "pymysql.connections.Connection":
@@ -165,25 +155,31 @@ def _mysql_admin(server: str) -> "pymysql.connections.Connection":
     return mysql_connect(server, connect_timeout=10, autocommit=True)
 
 
-@pytest.fixture(scope="session")
-def mariadb_templates(sample_sources: Path) -> Iterator[tuple[str, tuple]]:
-    """The sample hospitals generated once into MariaDB databases, copied per test."""
+def _server_templates(
+    sample_sources: Path, server: str, drop: Callable[[str, list[str]], None]
+) -> Iterator[tuple[str, tuple]]:
+    """The sample hospitals generated once into template databases on `server`, copied per
+    test; `drop` removes them and the per-test copies at the end of the session."""
     from rcm_assets.sample_data import SAMPLE_HOSPITALS, generate_sources
 
-    server = mariadb_or_skip()
     templates = tuple(
         replace(profile, database=f"{PG_PREFIX}-template-{profile.database[-1]}")
         for profile in SAMPLE_HOSPITALS
     )
-    generate_sources(
-        sample_sources / "mysql", scale=SAMPLE_SCALE, seed=7, target=server, hospitals=templates
-    )
+    folder = sample_sources / urlsplit(server).scheme
+    generate_sources(folder, scale=SAMPLE_SCALE, seed=7, target=server, hospitals=templates)
     yield server, templates
-    connection = _mysql_admin(server)
-    with connection.cursor() as cursor:
-        for name in [t.database for t in templates] + [f"{PG_PREFIX}-hosa", f"{PG_PREFIX}-hosb"]:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    connection.close()
+    drop(server, [t.database for t in templates] + [f"{PG_PREFIX}-hosa", f"{PG_PREFIX}-hosb"])
+
+
+@pytest.fixture(scope="session")
+def postgres_templates(sample_sources: Path) -> Iterator[tuple[str, tuple]]:
+    yield from _server_templates(sample_sources, postgres_or_skip(), _drop_databases)
+
+
+@pytest.fixture(scope="session")
+def mariadb_templates(sample_sources: Path) -> Iterator[tuple[str, tuple]]:
+    yield from _server_templates(sample_sources, mariadb_or_skip(), drop_mysql_databases)
 
 
 def _mysql_sources(request: pytest.FixtureRequest, project: Project) -> "Sources":
@@ -219,7 +215,7 @@ def _mysql_sources(request: pytest.FixtureRequest, project: Project) -> "Sources
 def sources(request: pytest.FixtureRequest, project: Project, sample_sources: Path) -> "Sources":
     """The sample hospitals behind a fresh project, on SQLite files, PostgreSQL databases or
     MariaDB (MySQL) databases."""
-    from rcm_assets.sample_data import SAMPLE_HOSPITALS, postgres_database_uri
+    from rcm_assets.sample_data import SAMPLE_HOSPITALS, database_uri
     from rcm_assets_tests.bronze_helpers import Sources
 
     shutil.copytree(sample_sources / "landing", project.home / "landing")
@@ -242,9 +238,7 @@ def sources(request: pytest.FixtureRequest, project: Project, sample_sources: Pa
             cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             cursor.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template.database}"')
             hospitals[target] = replace(template, database=database)
-            monkeypatch.setenv(
-                f"RCM_DB_URI_HOSPITAL_{spec}", postgres_database_uri(server, database)
-            )
+            monkeypatch.setenv(f"RCM_DB_URI_HOSPITAL_{spec}", database_uri(server, database))
     connection.close()
     return Sources(project, "postgres", hospitals, server)
 

@@ -9,7 +9,12 @@ from rcm_assets.errors import SourceError
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources import EmrSourcesResource
 from rcm_assets.resources.emr_sources import SourceDatabase, redact_uri
-from rcm_assets_tests.conftest import Project, mariadb_or_skip, postgres_or_skip
+from rcm_assets_tests.conftest import (
+    Project,
+    drop_mysql_databases,
+    mariadb_or_skip,
+    postgres_or_skip,
+)
 
 
 def test_redact_uri_hides_only_the_password() -> None:
@@ -65,16 +70,6 @@ def _mysql_database(server: str, name: str, ddl: str) -> None:
     connection.close()
 
 
-def _drop_mysql_databases(server: str, *names: str) -> None:
-    from rcm_assets.resources.emr_sources import mysql_connect
-
-    connection = mysql_connect(server, autocommit=True)
-    with connection.cursor() as cursor:
-        for name in names:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    connection.close()
-
-
 def test_mysql_wrong_password_fails_at_once_naming_the_source_not_the_password() -> None:
     server = mariadb_or_skip()
     wrong = server.replace("root@", "root:Hunter2@", 1) + "/mysql"
@@ -104,7 +99,7 @@ def test_mysql_table_reference_means_the_uri_database_table() -> None:
         with pytest.raises(SourceError, match=rf"table dbo.nothing not found in database {mine}"):
             source.columns("dbo", "nothing")
     finally:
-        _drop_mysql_databases(server, mine, other)
+        drop_mysql_databases(server, [mine, other])
 
 
 @pytest.mark.postgres

@@ -24,7 +24,6 @@ from rcm_assets.sample_data import (
     database_uri,
     generate_sources,
     mutate_sources,
-    postgres_database_uri,
     sqlite_path,
 )
 
@@ -375,11 +374,11 @@ def test_progress_and_invalid_arguments(tmp_path: Path) -> None:
 
 def test_paths_and_uris(tmp_path: Path) -> None:
     assert sqlite_path(tmp_path, "db-x") == tmp_path / "sources" / "db-x.db"
-    uri = postgres_database_uri("postgresql://u:p@h:5433/postgres?sslmode=disable", "hosp-a")
+    uri = database_uri("postgresql://u:p@h:5433/postgres?sslmode=disable", "hosp-a")
     assert uri == "postgresql://u:p@h:5433/hosp-a?sslmode=disable"
-    assert postgres_database_uri("postgres://h", "x") == "postgres://h/x"
+    assert database_uri("postgres://h", "x") == "postgres://h/x"
     with pytest.raises(ValueError):
-        postgres_database_uri("mssql://h/db", "x")
+        database_uri("mssql://h/db", "x")
     assert database_uri("mysql://root@h:3306", "hosp-a") == "mysql://root@h:3306/hosp-a"
 
 
@@ -527,7 +526,7 @@ def admin_connection_or_skip():
 def pg_query(database: str, sql: str, params: tuple = ()) -> tuple[list[tuple], list[str]]:
     import psycopg2
 
-    conn = psycopg2.connect(postgres_database_uri(PG_TARGET, database))
+    conn = psycopg2.connect(database_uri(PG_TARGET, database))
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)
@@ -593,10 +592,10 @@ def test_mysql_generate_and_mutate_then_extract_reads_the_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     from rcm_assets.cli import main
-    from rcm_assets.resources.emr_sources import SourceDatabase, mysql_connect
+    from rcm_assets.resources.emr_sources import SourceDatabase
     from rcm_assets.resources.source_sql import extract_query
     from rcm_assets.sample_data.api_replay import sample_providers
-    from rcm_assets_tests.conftest import mariadb_or_skip
+    from rcm_assets_tests.conftest import drop_mysql_databases, mariadb_or_skip
 
     server = mariadb_or_skip()
     hospitals = [
@@ -651,11 +650,7 @@ def test_mysql_generate_and_mutate_then_extract_reads_the_rows(
         assert re.search(rf"{hospitals[0].database} +transactions +100 rows", out)
         assert source.columns("dbo", "departments") == ["DeptID", "Name"]
     finally:
-        connection = mysql_connect(server, autocommit=True)
-        with connection.cursor() as cursor:
-            for profile in hospitals:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{profile.database}`")
-        connection.close()
+        drop_mysql_databases(server, [profile.database for profile in hospitals])
 
 
 def test_recent_profile_puts_most_updates_on_the_newest_records() -> None:

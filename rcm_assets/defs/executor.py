@@ -12,7 +12,7 @@ import os
 
 import dagster as dg
 
-from rcm_assets.settings import EXECUTORS
+from rcm_assets.settings import EXECUTORS, celery_settings
 
 
 @dg.definitions
@@ -23,8 +23,6 @@ def executor() -> dg.Definitions:
     if chosen != "celery":
         return dg.Definitions()
     from dagster_celery import celery_executor
-
-    from rcm_assets.celery_app import celery_settings
 
     config: dict[str, object] = {"backend": "rpc://", "config_source": celery_settings()}
     if os.environ.get("RCM_CELERY_BROKER"):  # may hold a password: referenced, never copied

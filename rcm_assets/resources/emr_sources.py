@@ -51,6 +51,13 @@ def redact_uri(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def scrub(message: str, uri: str) -> str:
+    """`message` with `uri` and its password replaced by their redacted forms."""
+    password = urlsplit(uri).password
+    message = message.replace(uri, redact_uri(uri))
+    return message.replace(password, "***") if password else message
+
+
 @dataclass(frozen=True)
 class SourceDatabase:
     """One reachable source database, named for messages by its datasource."""
@@ -153,9 +160,7 @@ class SourceDatabase:
         return names
 
     def _scrub(self, message: str) -> str:
-        password = urlsplit(self.uri).password
-        message = message.replace(self.uri, self.safe_uri)
-        return message.replace(password, "***") if password else message
+        return scrub(message, self.uri)
 
 
 def mysql_connect(uri: str, **options: object) -> pymysql.connections.Connection:

@@ -1,7 +1,7 @@
 """Deterministic sample source data: hospital EMR databases plus claims / CPT / ICD-10-CM landing
 files."""
 
-from .database import database_uri, postgres_database_uri, sqlite_path
+from .database import database_uri, sqlite_path
 from .generator import SAMPLE_HOSPITALS, HospitalProfile, TableCount, generate_sources
 from .mutate import mutate_sources
 from .reference_codes import CPT_CODES, ICD10_CODES, WHO_ICD10_CODES
@@ -16,6 +16,5 @@ __all__ = [
     "database_uri",
     "generate_sources",
     "mutate_sources",
-    "postgres_database_uri",
     "sqlite_path",
 ]

@@ -42,23 +42,15 @@ def check_target(target: str) -> Dialect:
         return "postgres"
     if scheme in MYSQL_SCHEMES:
         return "mysql"
+    from rcm_assets.resources.emr_sources import redact_uri
+
     hint = f" (drop the driver suffix: use {scheme.split('+')[0]}://)" if "+" in scheme else ""
     raise ValueError(
-        f"Unsupported source target {redact(target)!r}{hint}: expected a PostgreSQL URI such as "
-        "'postgresql://user@host:5432/postgres' (scheme postgresql:// or postgres://), a "
+        f"Unsupported source target {redact_uri(target)!r}{hint}: expected a PostgreSQL URI "
+        "such as 'postgresql://user@host:5432/postgres' (scheme postgresql:// or postgres://), a "
         "MySQL/MariaDB URI such as 'mysql://root@127.0.0.1:3306', "
         "or no target at all for local SQLite files."
     )
-
-
-check_postgres_target = check_target  # the former name
-
-
-def redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
 def database_uri(target: str, database: str) -> str:
@@ -67,9 +59,6 @@ def database_uri(target: str, database: str) -> str:
     parts = urlsplit(target)
     path = "/" + quote(database, safe="")
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
-
-
-postgres_database_uri = database_uri  # the former name
 
 
 class SampleDatabase(ABC):
@@ -302,7 +291,7 @@ def open_sqlite(path: Path) -> SQLiteDatabase:
 def recreate_postgres(target: str, database: str) -> PostgresDatabase:
     import psycopg2
 
-    check_postgres_target(target)
+    check_target(target)
     admin = psycopg2.connect(target)
     try:
         admin.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
@@ -311,13 +300,13 @@ def recreate_postgres(target: str, database: str) -> PostgresDatabase:
             cur.execute(f"CREATE DATABASE {quote_ident(database)}")
     finally:
         admin.close()
-    db = PostgresDatabase(postgres_database_uri(target, database))
+    db = PostgresDatabase(database_uri(target, database))
     db.execute(f"CREATE SCHEMA {PG_SCHEMA}")
     return db
 
 
 def open_postgres(target: str, database: str) -> PostgresDatabase:
-    return PostgresDatabase(postgres_database_uri(target, database))
+    return PostgresDatabase(database_uri(target, database))
 
 
 def recreate_mysql(target: str, database: str) -> MySQLDatabase:

@@ -22,7 +22,6 @@ from .database import (
     SampleDatabase,
     check_target,
     database_uri,
-    postgres_database_uri,
     recreate_server,
     recreate_sqlite,
     sqlite_path,
@@ -57,7 +56,6 @@ __all__ = [
     "TableCount",
     "database_uri",
     "generate_sources",
-    "postgres_database_uri",
     "sqlite_path",
 ]
 
