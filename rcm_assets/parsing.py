@@ -8,7 +8,7 @@ instant in both layers.
 import polars as pl
 
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
-DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y")
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d")  # the last: X12 CCYYMMDD
 
 
 def parse_datetime(text: pl.Expr) -> pl.Expr:

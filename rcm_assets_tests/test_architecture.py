@@ -23,6 +23,13 @@ FORBIDDEN = {
         "rcm_assets.defs",
         *(f"rcm_assets.{x}" for x in LAYERS),
     ),
+    "x12": (
+        "dagster",
+        "rcm_assets.lake",
+        "rcm_assets.resources",
+        "rcm_assets.defs",
+        *(f"rcm_assets.{x}" for x in LAYERS),
+    ),
     "quality": ("dagster", "rcm_assets.lake", "rcm_assets.resources", "rcm_assets.defs"),
     "metadata": ("dagster", "rcm_assets.lake", "rcm_assets.resources", "rcm_assets.quality"),
     "resources": (

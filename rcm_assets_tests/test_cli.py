@@ -122,9 +122,9 @@ def test_run_prints_the_cause_of_a_failed_step_and_the_checks_that_did_not_pass(
     assert ("silver/transactions", "hos-a", "materialized") in statuses
     assert ("gold/fact_transactions", "-", "materialized") in statuses
     assert (
-        "WARN  bronze/claims [hos-a] no_unmatched_files: 1 file(s) match no pattern "
-        "(hospital1_*.csv, hospital2_*.csv) of metadata/landing_files.csv and are not ingested: "
-        "claims/notes.txt"
+        "WARN  bronze/claims [hos-a] no_unmatched_files: 1 file(s) left in landing, not "
+        "ingested: claims/notes.txt: the name matches no claims pattern (hospital1_*.csv, "
+        "hospital2_*.csv) in metadata/landing_files.csv"
     ) in checks
     assert (
         "ERROR bronze/claims [hos-b] no_rejected_files: claims/hospital2_zipped.csv rejected: "

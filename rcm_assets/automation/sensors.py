@@ -15,6 +15,7 @@ from dagster import (
     sensor,
 )
 
+from rcm_assets.bronze.landing_routing import route_landing_file
 from rcm_assets.metadata import Metadata
 from rcm_assets.resources.landing import LandingPathError, LandingStoreResource, safe_relative
 
@@ -39,21 +40,18 @@ def landing_run_requests(
             except LandingPathError as error:
                 skipped.append(str(error))
                 continue
-            match = metadata.match_landing_file(table.table, file.name)
-            if match is None:
-                patterns = ", ".join(p.pattern for p in metadata.patterns_for(table.table))
-                skipped.append(
-                    f"{file.path}: the name matches no {table.table} pattern ({patterns}) in "
-                    "metadata/landing_files.csv"
-                )
+            if cursor.get(file.path) == file.version:
+                seen[file.path] = file.version
+                continue
+            route = route_landing_file(metadata, table, file, store)
+            if route.problem:
+                skipped.append(route.problem)
                 continue
             seen[file.path] = file.version
-            if cursor.get(file.path) == file.version:
-                continue
             requests.append(
                 RunRequest(
                     run_key=f"{file.path}@{file.version}",
-                    partition_key=match.datasource,
+                    partition_key=route.datasource,
                     asset_selection=[key],
                     run_config={
                         "ops": {key.to_python_identifier(): {"config": {"files": [file.path]}}}

@@ -1,11 +1,14 @@
-"""Bronze assets for landing files (claims, CPT codes), one per row of landing_tables.csv.
+"""Bronze assets for landing files (claims, CPT codes, X12), one per row of landing_tables.csv.
 
 A file is ingested once per content (sha256): its good rows are appended to
 `lake/bronze/<table>` with datasource, load id, source file and line number; its bad records go
 to `audit/rejected_rows`; then it moves to `landing/processed/<folder>/<load id>/`. A file that
 cannot be read at all moves to `landing/rejected/<folder>/<load id>/` with an `.error.txt`
-report beside it. The order of those writes makes a crash at any point safe to re-run: the
-content hash recorded with the bronze commit stops a second ingestion.
+report beside it. An X12 file lands one row per segment (rcm_assets.x12): a transaction set
+that fails implementation-guide validation goes to `audit/rejected_rows` alone, and an 837's
+999 acknowledgment is written to `landing/outbound/999/`. The order of those writes makes a
+crash at any point safe to re-run: the content hash recorded with the bronze commit stops a
+second ingestion.
 """
 
 import hashlib
@@ -31,14 +34,18 @@ from dagster import (
 )
 from pydantic import Field
 
-from rcm_assets.bronze.landing_csv import FileRejected, parse_landing_csv
+from rcm_assets.bronze.landing_csv import parse_landing_csv
+from rcm_assets.bronze.landing_routing import route_landing_file
 from rcm_assets.bronze.load_record import LoadAttempt, data_version
-from rcm_assets.errors import RcmError
+from rcm_assets.errors import FileRejected, RcmError
 from rcm_assets.lake import audit, delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
-from rcm_assets.metadata import LandingTable, Metadata
+from rcm_assets.metadata import LandingFormat, LandingTable, Metadata
 from rcm_assets.resources import LakeResource
 from rcm_assets.resources.landing import LandingFile, LandingStoreResource, safe_relative
+from rcm_assets.x12 import X12FileRejected, parse_x12
+
+ACKNOWLEDGMENTS_FOLDER = "outbound/999"  # where a clearinghouse's 999s for 837 files go
 
 REJECTED_ROWS_SCHEMA = pl.Schema(
     {
@@ -137,8 +144,16 @@ def ingest_landing_file(
         return FileOutcome(file.path, "duplicate", load_id, moved_to=destination)
     with attempt.failure_recorded():
         try:
-            parsed = parse_landing_csv(data, table)
+            parsed = (
+                parse_x12(data, file.path)
+                if table.format is LandingFormat.X12
+                else parse_landing_csv(data, table)
+            )
         except FileRejected as rejection:
+            if isinstance(rejection, X12FileRejected) and rejection.acknowledgment:
+                store.write_text(
+                    f"{ACKNOWLEDGMENTS_FOLDER}/{file.name}.999", rejection.acknowledgment
+                )
             destination = move("rejected")
             store.write_text(
                 f"{destination}.error.txt",
@@ -172,6 +187,8 @@ def ingest_landing_file(
             [pl.lit(value).alias(name) for name, value in lineage.items()]
         ).with_columns(pl.col("ingested_at").cast(pl.Datetime("us", "UTC")))
         attempt.commit(rows)
+    if acknowledgment := getattr(parsed, "acknowledgment", None):
+        store.write_text(f"{ACKNOWLEDGMENTS_FOLDER}/{file.name}.999", acknowledgment)
     destination = move("processed")
     log.info(
         "%s: %d row(s) loaded, %d rejected; moved to %s",
@@ -205,34 +222,44 @@ def files_to_ingest(
         return [
             file
             for file in store.list_files(table.folder)
-            if (match := metadata.match_landing_file(table.table, file.name))
-            and match.datasource == datasource
+            if (route := route_landing_file(metadata, table, file, store)).problem == ""
+            and route.datasource == datasource
         ]
     chosen: list[LandingFile | str] = []
     for path in requested:
         parts = safe_relative(path).parts
-        match = metadata.match_landing_file(table.table, parts[-1])
-        if len(parts) != 2 or parts[0] != table.folder or not match:
+        if (
+            len(parts) != 2
+            or parts[0] != table.folder
+            or not metadata.match_landing_file(table.table, parts[-1])
+        ):
             patterns = ", ".join(p.pattern for p in metadata.patterns_for(table.table))
             raise RcmError(
                 f"{path!r} is not a {table.table} landing file: expected {table.folder}/<name> "
                 f"matching one of {patterns}"
             )
-        if match.datasource != datasource:
-            raise RcmError(f"{path!r} belongs to partition {match.datasource}, not {datasource}")
-        chosen.append(store.stat(path) or path)
+        file = store.stat(path)
+        if file is None:
+            chosen.append(path)
+            continue
+        route = route_landing_file(metadata, table, file, store)
+        if route.problem:
+            raise RcmError(route.problem)
+        if route.datasource != datasource:
+            raise RcmError(f"{path!r} belongs to partition {route.datasource}, not {datasource}")
+        chosen.append(file)
     return chosen
 
 
 def unmatched_files(
     table: LandingTable, store: LandingStoreResource, metadata: Metadata
 ) -> list[str]:
-    """Files in the table's landing folder whose name matches none of its patterns: never
-    ingested, so reported (not moved, not guessed)."""
+    """Why each file in the table's landing folder that cannot be routed is left there (never
+    ingested, never guessed)."""
     return [
-        file.path
+        route.problem
         for file in store.list_files(table.folder)
-        if metadata.match_landing_file(table.table, file.name) is None
+        if (route := route_landing_file(metadata, table, file, store)).problem
     ]
 
 
@@ -242,7 +269,6 @@ def _results(
     seconds: float,
     version: DataVersion,
     unmatched: list[str],
-    patterns: str,
 ) -> MaterializeResult:
     rejected_files = [o for o in outcomes if o.status == "rejected"]
     rejected_rows = sum(o.rejected_rows for o in outcomes)
@@ -278,8 +304,8 @@ def _results(
                 check_name="no_unmatched_files",
                 passed=not unmatched,
                 severity=AssetCheckSeverity.WARN,
-                description=f"{len(unmatched)} file(s) match no pattern ({patterns}) of "
-                f"metadata/landing_files.csv and are not ingested: {', '.join(unmatched)}"
+                description=f"{len(unmatched)} file(s) left in landing, not ingested: "
+                + "; ".join(unmatched)
                 if unmatched
                 else None,
                 metadata={"unmatched_files": len(unmatched)},
@@ -309,12 +335,18 @@ def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> Asset
         key=key,
         group_name="bronze",
         partitions_def=StaticPartitionsDefinition(datasources) if datasources else None,
-        kinds={"polars", "delta", "csv"},
+        kinds={"polars", "delta", table.format.value},
         description=(
             f"{table.description}: `landing/{table.folder}/` files ("
             + ", ".join(
                 f"`{p.pattern}`" + (f" → {p.datasource}" if p.datasource else "")
                 for p in metadata.patterns_for(table.table)
+            )
+            + (
+                "; an X12 file whose name names no hospital goes by the payee / billing "
+                "provider NPI or TIN it holds (x12_identifiers.csv)"
+                if table.format is LandingFormat.X12
+                else ""
             )
             + ") appended as text with load_id, source_file and line_number; bad records go to "
             "audit/rejected_rows."
@@ -369,9 +401,8 @@ def build_landing_bronze_asset(table: LandingTable, metadata: Metadata) -> Asset
         version = data_version(
             lake.addresses, uri, datasource or "landing", committed[-1] if committed else None
         )
-        patterns = ", ".join(p.pattern for p in metadata.patterns_for(table.table))
         unmatched = unmatched_files(table, landing, metadata)
-        return _results(outcomes, rows, time.monotonic() - started, version, unmatched, patterns)
+        return _results(outcomes, rows, time.monotonic() - started, version, unmatched)
 
     return _landing
 

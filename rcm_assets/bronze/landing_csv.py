@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from rcm_assets.errors import RcmError
+from rcm_assets.errors import FileRejected
 from rcm_assets.metadata import LandingTable
 
 REJECTED_SCHEMA = pl.Schema({"line_number": pl.Int64, "raw_text": pl.String, "reason": pl.String})
@@ -34,18 +34,6 @@ BINARY_SIGNATURES = {
     b"\xfd7zXZ\x00": "xz-compressed",
     b"%PDF": "a PDF document",
 }
-
-
-class FileRejected(RcmError):
-    """The file as a whole cannot be ingested; the message says why.
-
-    Bytes of the file quoted in the message that are not UTF-8 show as `\\xNN`, so the reason
-    can always be written to the `.error.txt`, the audit log and the UI.
-    """
-
-    def __init__(self, message: str) -> None:
-        raw = message.encode("utf-8", "surrogateescape")
-        super().__init__(raw.decode("utf-8", "backslashreplace"))
 
 
 def check_is_text(data: bytes) -> None:

@@ -31,7 +31,7 @@ import polars as pl
 
 from rcm_assets.gold import changes, kpis
 from rcm_assets.gold.dims import dimension
-from rcm_assets.gold.facts import fact_transactions
+from rcm_assets.gold.facts import FACTS
 from rcm_assets.gold.masking import mask
 from rcm_assets.lake import delta
 from rcm_assets.lake import predicates as P
@@ -72,7 +72,8 @@ def build_frame(table: GoldTable, metadata: Metadata, frames: Frames) -> pl.Lazy
                 rows = rows.join(found, on=reference.column, how="left")
         return rows
     if table.kind == "fact":
-        return fact_transactions(frames["silver/transactions"], frames["silver/claims"])
+        inputs, build = FACTS[table.table]
+        return build(*(frames[name] for name in inputs))
     if table.kind == "masked":
         rules = metadata.masking_for(table.consumer, table.source)
         return mask(frames[f"gold/{table.source}"].drop("refreshed_at"), rules)
@@ -80,12 +81,28 @@ def build_frame(table: GoldTable, metadata: Metadata, frames: Frames) -> pl.Lazy
     return KPI_MARTS[table.table](fact, kpis.month_ends(fact))
 
 
+def _empty(name: str, metadata: Metadata) -> pl.LazyFrame:
+    layer, table = name.split("/")
+    if layer != "silver":
+        raise FileNotFoundError(f"{name} has not been built yet")
+    columns = {c.column: c.type.polars_type for c in metadata.columns_of(table)}
+    return pl.LazyFrame(
+        schema={
+            **columns,
+            "datasource": pl.String,
+            "is_current": pl.Boolean,
+            "is_quarantined": pl.Boolean,
+            changes.MODIFIED_AT: pl.Datetime("us", "UTC"),
+        }
+    )
+
+
 def inputs_of(table: GoldTable, metadata: Metadata) -> list[str]:
     """The tables a gold table reads (its Dagster deps), as "layer/table"."""
     if table.kind == "dimension":
         names = [f"silver/{table.source}"]
     elif table.kind == "fact":
-        names = ["silver/transactions", "silver/claims"]
+        names = list(FACTS[table.table][0])
     elif table.kind == "masked":
         names = [f"gold/{table.source}"]
     else:
@@ -133,9 +150,13 @@ class GoldBuilder:
         return newest if INPUT_VERSIONS in newest else None
 
     def frames(self, versions: Mapping[str, int]) -> dict[str, pl.LazyFrame]:
+        """Each input at its version; one not written yet (no X12 file has arrived, say) is
+        empty, with the columns metadata gives it."""
         options = self.lake.storage_options
         return {
-            name: delta.scan(self._uri_of(name), options, version if version >= 0 else None)
+            name: delta.scan(self._uri_of(name), options, version)
+            if version >= 0
+            else _empty(name, self.metadata)
             for name, version in versions.items()
         }
 
@@ -185,6 +206,8 @@ class GoldBuilder:
         """Whether every input change since the last build is one a refresh can follow."""
         if self.table.kind not in ("dimension", "fact", "kpi"):
             return False
+        if self.table.kind == "fact" and self.table.table != FACT:
+            return False  # the remittance facts are rebuilt: they follow whole adjudications
         check_only = {
             f"gold/{r.dimension}"
             for r in self.metadata.references_of(self.table.table)

@@ -38,3 +38,148 @@ def fact_transactions(transactions: pl.LazyFrame, claims: pl.LazyFrame) -> pl.La
         .join(usable(claims).select(CLAIM_COLUMNS), on="claim_key", how="left")
         .sort("transaction_key")
     )
+
+
+ADJUSTMENT_GROUPS = ("CO", "PR", "OA", "PI", "CR")
+
+
+def _current_adjudications(claims: pl.LazyFrame) -> pl.LazyFrame:
+    """The adjudication of each claim that is current: a reversed or re-adjudicated one's
+    lines and adjustments drop out of gold with it."""
+    return usable(claims).select(
+        "remittance_claim_id",
+        "datasource",
+        "remittance_claim_key",
+        "submission_key",
+        "claim_status_code",
+        "payer_claim_control_number",
+    )
+
+
+def fact_remittance_lines(
+    lines: pl.LazyFrame, adjustments: pl.LazyFrame, claims: pl.LazyFrame
+) -> pl.LazyFrame:
+    """One row per paid service line of a current claim adjudication, its CAS amounts summed
+    by group (`co_adjustment_amount` …)."""
+    by_group = (
+        usable(adjustments)
+        .filter(pl.col("level") == "service")
+        .group_by("remittance_claim_id", "line_number", "datasource")
+        .agg(
+            pl.col("amount")
+            .filter(pl.col("group_code") == group)
+            .sum()
+            .alias(f"{group.lower()}_adjustment_amount")
+            for group in ADJUSTMENT_GROUPS
+        )
+    )
+    return (
+        usable(lines)
+        .join(_current_adjudications(claims), on=["remittance_claim_id", "datasource"])
+        .join(by_group, on=["remittance_claim_id", "line_number", "datasource"], how="left")
+        .select(
+            "service_line_key",
+            "remittance_claim_key",
+            "submission_key",
+            "remittance_claim_id",
+            "patient_control_number",
+            "line_number",
+            "procedure_qualifier",
+            "procedure_code",
+            "modifiers",
+            "revenue_code",
+            "service_date_start",
+            "service_date_end",
+            "charge_amount",
+            "allowed_amount",
+            "paid_amount",
+            "units_paid",
+            *[f"{g.lower()}_adjustment_amount" for g in ADJUSTMENT_GROUPS],
+            "claim_status_code",
+            "datasource",
+        )
+        .with_columns(
+            pl.col(f"{g.lower()}_adjustment_amount").fill_null(0) for g in ADJUSTMENT_GROUPS
+        )
+        .sort("service_line_key")
+    )
+
+
+def fact_adjustments(
+    adjustments: pl.LazyFrame, claims: pl.LazyFrame, reason_codes: pl.LazyFrame
+) -> pl.LazyFrame:
+    """One row per CAS amount of a current claim adjudication, with the CARC description; a
+    code the published list lacks keeps a null description and `is_known_reason` false."""
+    reasons = usable(reason_codes).select(
+        pl.col("code").alias("reason_code"),
+        pl.col("description").alias("reason_description"),
+    )
+    return (
+        usable(adjustments)
+        .join(_current_adjudications(claims), on=["remittance_claim_id", "datasource"])
+        .join(reasons, on="reason_code", how="left")
+        .select(
+            "adjustment_key",
+            "remittance_claim_key",
+            "submission_key",
+            "remittance_claim_id",
+            "patient_control_number",
+            "level",
+            "line_number",
+            "group_code",
+            "reason_code",
+            "reason_description",
+            pl.col("reason_description").is_not_null().alias("is_known_reason"),
+            "amount",
+            "quantity",
+            "payer_name",
+            "claim_status_code",
+            "datasource",
+        )
+        .sort("adjustment_key")
+    )
+
+
+def fact_claim_submissions(claims: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per current 837 claim; a voided claim (frequency 8) stays, flagged."""
+    return (
+        usable(claims)
+        .select(
+            "submission_key",
+            "claim_key",
+            "claim_id",
+            "claim_type",
+            "total_charge_amount",
+            "facility_code",
+            "frequency_code",
+            (pl.col("frequency_code") == "8").alias("is_void"),
+            "billing_npi",
+            "rendering_npi",
+            "payer_name",
+            "payer_id",
+            "statement_date_start",
+            "statement_date_end",
+            "diagnosis_codes",
+            "datasource",
+        )
+        .sort("submission_key")
+    )
+
+
+# Each fact: the tables it reads, in the order its function takes them.
+FACTS = {
+    "fact_transactions": (("silver/transactions", "silver/claims"), fact_transactions),
+    "fact_remittance_lines": (
+        (
+            "silver/remittance_service_lines",
+            "silver/remittance_adjustments",
+            "silver/remittance_claims",
+        ),
+        fact_remittance_lines,
+    ),
+    "fact_adjustments": (
+        ("silver/remittance_adjustments", "silver/remittance_claims", "silver/carc_codes"),
+        fact_adjustments,
+    ),
+    "fact_claim_submissions": (("silver/claim_submissions",), fact_claim_submissions),
+}

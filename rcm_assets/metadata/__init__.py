@@ -28,6 +28,7 @@ from rcm_assets.metadata.models import (
     GoldReference,
     GoldTable,
     LandingFilePattern,
+    LandingFormat,
     LandingTable,
     LoadConfig,
     LoadType,
@@ -43,6 +44,7 @@ from rcm_assets.metadata.models import (
     SilverTable,
     StorageAccess,
     StorageRole,
+    X12Identifier,
 )
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "GoldReference",
     "GoldTable",
     "LandingFilePattern",
+    "LandingFormat",
     "LandingTable",
     "LoadConfig",
     "LoadType",
@@ -84,5 +87,6 @@ __all__ = [
     "SilverTable",
     "StorageAccess",
     "StorageRole",
+    "X12Identifier",
     "load_metadata",
 ]

@@ -20,6 +20,7 @@ from rcm_assets.metadata.models import (
     GoldReference,
     GoldTable,
     LandingFilePattern,
+    LandingFormat,
     LandingTable,
     LoadConfig,
     LoadType,
@@ -85,7 +86,8 @@ def _check_landing_patterns(
     for row in patterns:
         if row.table not in tables:
             raise _fail(path, row, "table", f"unknown table {row.table!r}; see landing_tables.csv")
-        partitioned = row.datasource is not None
+        # An X12 pattern without a datasource routes by the identifiers inside the file.
+        partitioned = row.datasource is not None or tables[row.table].format is LandingFormat.X12
         if per_datasource.setdefault(row.table, partitioned) != partitioned:
             raise _fail(
                 path,
@@ -94,7 +96,12 @@ def _check_landing_patterns(
                 f"give every pattern of {row.table!r} a datasource, or none of them",
             )
     for name, table in tables.items():
-        if table.key_column not in table.columns:
+        if table.format is LandingFormat.CSV and not (table.key_column and table.columns):
+            raise MetadataError(
+                f"{path.with_name('landing_tables.csv')}, line {table.line}: a csv table needs "
+                "key_column and columns"
+            )
+        if table.format is LandingFormat.CSV and table.key_column not in table.columns:
             raise MetadataError(
                 f"{path.with_name('landing_tables.csv')}, line {table.line}, column key_column: "
                 f"{table.key_column!r} is not one of the table's columns"

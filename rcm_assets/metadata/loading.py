@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +29,7 @@ from rcm_assets.metadata.models import (
     REFERENCE_BRONZE_TABLES,
     STORAGE_ACCESS_FILE,
     STORAGE_ROLES_FILE,
+    X12_IDENTIFIERS_FILE,
     ApiSource,
     ApiSourceName,
     ArchivePolicy,
@@ -37,6 +39,7 @@ from rcm_assets.metadata.models import (
     GoldReference,
     GoldTable,
     LandingFilePattern,
+    LandingFormat,
     LandingTable,
     LoadConfig,
     MaskingRule,
@@ -48,6 +51,7 @@ from rcm_assets.metadata.models import (
     SilverTable,
     StorageAccess,
     StorageRole,
+    X12Identifier,
     _Row,
 )
 from rcm_assets.settings import metadata_dir
@@ -130,6 +134,7 @@ class Metadata:
     nppes_queries: tuple[NppesQuery, ...] = ()
     storage_access: tuple[StorageAccess, ...] = ()
     storage_roles: dict[str, StorageRole] = field(default_factory=dict)
+    x12_identifiers: tuple[X12Identifier, ...] = ()
 
     @property
     def active_loads(self) -> tuple[LoadConfig, ...]:
@@ -146,8 +151,24 @@ class Metadata:
         return tuple(p for p in self.landing_patterns if p.table == table)
 
     def landing_datasources(self, table: str) -> list[str]:
-        """The partitions of a landing table; empty when the table is not per datasource."""
-        return sorted({p.datasource for p in self.patterns_for(table) if p.datasource})
+        """The partitions of a landing table; empty when the table is not per datasource.
+
+        An X12 file can be routed by the identifiers it names, so every hospital of
+        x12_identifiers.csv is a partition of an X12 table too."""
+        named = {p.datasource for p in self.patterns_for(table) if p.datasource}
+        landing = self.landing_tables.get(table)
+        if landing is not None and landing.format is LandingFormat.X12:
+            named |= {row.datasource for row in self.x12_identifiers}
+        return sorted(named)
+
+    def datasources_identified_by(self, identifiers: Iterable[tuple[str, str]]) -> set[str]:
+        """The hospitals that the (qualifier, identifier) pairs of an X12 file belong to."""
+        wanted = set(identifiers)
+        return {
+            row.datasource
+            for row in self.x12_identifiers
+            if (row.qualifier, row.identifier) in wanted
+        }
 
     def source_datasources(self, table: str) -> list[str]:
         """The datasources (Dagster partitions) of a bronze source table: its active EMR
@@ -273,7 +294,28 @@ def load_metadata(folder: Path | None = None) -> Metadata:
         nppes_queries,
         storage_access=tuple(storage_access),
         storage_roles=storage_roles,
+        x12_identifiers=_read_x12_identifiers(folder / X12_IDENTIFIERS_FILE),
     )
+
+
+def _read_x12_identifiers(path: Path) -> tuple[X12Identifier, ...]:
+    """x12_identifiers.csv is optional: without it X12 files are routed by name only."""
+    if not path.is_file():
+        return ()
+    rows = _read_csv(path, X12Identifier)
+    seen: dict[tuple[str, str], X12Identifier] = {}
+    for row in rows:
+        key = (row.qualifier, row.identifier)
+        if key in seen and seen[key].datasource != row.datasource:
+            raise _fail(
+                path,
+                row,
+                "identifier",
+                f"{row.qualifier} {row.identifier} is already hospital "
+                f"{seen[key].datasource!r} (line {seen[key].line})",
+            )
+        seen[key] = row
+    return tuple(rows)
 
 
 def _read_api_metadata(

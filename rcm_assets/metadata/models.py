@@ -35,6 +35,7 @@ API_SOURCES_FILE = "api_sources.csv"
 NPPES_QUERIES_FILE = "nppes_queries.csv"
 STORAGE_ROLES_FILE = "storage_roles.csv"
 STORAGE_ACCESS_FILE = "storage_access.csv"
+X12_IDENTIFIERS_FILE = "x12_identifiers.csv"
 LAKE_LAYERS = ("bronze", "silver", "gold", "audit", "archive")  # the lake root's folders
 
 
@@ -93,14 +94,31 @@ class ArchivePolicy(_Row):
     archive_after_days: Annotated[int, Field(ge=0)]
 
 
+class LandingFormat(StrEnum):
+    CSV = "csv"  # a header and records: parsed in bulk, record by record where it must
+    X12 = "x12"  # ASC X12 837 / 835 interchanges: parsed and validated with pyx12
+
+
 class LandingTable(_Row):
-    """metadata/landing_tables.csv: a kind of landing file and the columns its header must have."""
+    """metadata/landing_tables.csv: a kind of landing file and, for CSV, the columns its header
+    must have (an X12 file's structure comes from its implementation guide)."""
 
     table: Identifier
     folder: Slug
-    key_column: Identifier
-    normalise_headers: Flag
-    columns: ColumnNames
+    key_column: NoneIfEmpty[Identifier] = None
+    normalise_headers: FlagEmptyIsFalse = False
+    columns: NoneIfEmpty[ColumnNames] = None
+    description: str = ""
+    format: LandingFormat = LandingFormat.CSV
+
+
+class X12Identifier(_Row):
+    """metadata/x12_identifiers.csv: a payee / billing-provider NPI or TIN and its hospital, so
+    an X12 file whose name does not say its hospital is routed by what it names."""
+
+    datasource: Slug
+    qualifier: Literal["npi", "tin"]
+    identifier: Annotated[str, Field(pattern=r"^[0-9]{9,10}$")]
     description: str = ""
 
 
@@ -184,6 +202,8 @@ class SilverTable(_Row):
     # the datasource's current rows is held back, not applied: a truncated or empty extract
     # would otherwise retire the missing rows.
     min_snapshot_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # The rcm_assets.x12.views view that turns the bronze X12 segments into this table's rows.
+    view: NoneIfEmpty[Identifier] = None
 
     @property
     def is_snapshot(self) -> bool:
@@ -211,6 +231,7 @@ class RuleCheck(StrEnum):
     NOT_BEFORE = "not_before"  # the first column is before the second
     NOT_GREATER = "not_greater"  # the first column is greater than the second
     NON_NEGATIVE = "non_negative"  # the column is below zero
+    ZERO = "zero"  # the column is not zero (e.g. what a remittance is out of balance by)
 
 
 RULE_ARITY = {
@@ -219,6 +240,7 @@ RULE_ARITY = {
     RuleCheck.NOT_BEFORE: 2,
     RuleCheck.NOT_GREATER: 2,
     RuleCheck.NON_NEGATIVE: 1,
+    RuleCheck.ZERO: 1,
 }
 
 

@@ -24,6 +24,8 @@ def rule_violated(rule: QualityRule) -> pl.Expr:
             violated = first > pl.col(rule.columns[1])
         case RuleCheck.NON_NEGATIVE:
             violated = first < 0
+        case RuleCheck.ZERO:
+            violated = first != 0
     return violated.fill_null(False)
 
 

@@ -7,6 +7,7 @@ each chunk with its own seeded RNG, which keeps memory flat at any scale.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -612,6 +613,19 @@ def write_cpt_csv(home: Path) -> Path:
     return path
 
 
+ADJUSTMENT_CODE_LISTS = ("carc_codes.csv", "rarc_codes.csv")  # data/ADJUSTMENT_CODES.md: source
+
+
+def write_adjustment_code_lists(home: Path) -> list[Path]:
+    """Land the published CARC and RARC lists (kept in the package) as a user would."""
+    data = Path(__file__).with_name("data")
+    paths = [home / "landing" / Path(name).stem / name for name in ADJUSTMENT_CODE_LISTS]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / path.name, path)
+    return paths
+
+
 ICD10CM_ORDER_FILE = "icd10cm_order_2025.txt"
 
 
@@ -723,6 +737,7 @@ def generate_sources(
     report = progress or (lambda _line: None)
     write_cpt_csv(home)
     write_icd10cm_order_file(home)
+    write_adjustment_code_lists(home)
     counts: list[TableCount] = []
     for profile in hospitals:
         plan = HospitalPlan.create(profile, scale=scale, seed=seed, defect_rate=defect_rate)

@@ -37,7 +37,7 @@ from dagster import (
 
 from rcm_assets.asset_checks import check_result
 from rcm_assets.automation.conditions import on_new_data
-from rcm_assets.errors import RcmError
+from rcm_assets.errors import MetadataError, RcmError
 from rcm_assets.lake import delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
 from rcm_assets.lake.predicates import column_equals
@@ -64,6 +64,7 @@ from rcm_assets.quality.measures import (
 from rcm_assets.quality.rules import flag_conflicting_versions, rules_markdown
 from rcm_assets.resources import LakeResource
 from rcm_assets.silver.cdm import silver_batch
+from rcm_assets.x12.views import VIEWS
 
 CHUNK_ROWS = 250_000  # rows a first load holds at a time: memory follows this, not the table
 
@@ -357,6 +358,11 @@ def _column_schema(table: SilverTable, metadata: Metadata) -> TableSchema:
 
 def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefinition:
     key = AssetKey(["silver", table.table])
+    if table.view and table.view not in VIEWS:
+        raise MetadataError(
+            f"{metadata.folder / 'silver_tables.csv'}, line {table.line}, column view: unknown "
+            f"view {table.view!r} (one of {', '.join(VIEWS)})"
+        )
     quarantine = metadata.threshold(table.table, "quarantine_rate")
     duplicates = metadata.threshold(table.table, "duplicate_current_keys")
 

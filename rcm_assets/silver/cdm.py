@@ -10,6 +10,7 @@ from rcm_assets.errors import MetadataError
 from rcm_assets.metadata import ColumnType, Metadata, SilverTable
 from rcm_assets.parsing import parse_date, parse_datetime
 from rcm_assets.quality.rules import apply_quality
+from rcm_assets.x12.views import VIEWS
 
 LINEAGE = ("datasource", "load_id")
 QUALITY_COLUMNS = ("is_quarantined", "quarantine_reasons", "quality_flags")
@@ -86,5 +87,7 @@ def silver_batch(
     bronze: pl.LazyFrame, table: SilverTable, metadata: Metadata, datasource: str
 ) -> pl.LazyFrame:
     """Everything a bronze slice needs before it is merged into silver."""
+    if table.view:
+        bronze = VIEWS[table.view](bronze)
     cdm = to_cdm(bronze, table, metadata, datasource)
     return fill_missing_keys(apply_quality(cdm, metadata.rules_of(table.table)), table.key)
