@@ -46,6 +46,13 @@ def _generate_sources(args: argparse.Namespace) -> int:
     from rcm_assets.sample_data import database_uri, generate_sources, mutate_sources
     from rcm_assets.sample_data.api_replay import sample_providers, write_api_replay
     from rcm_assets.sample_data.mutate import ChangeProfile
+    from rcm_assets.sample_data.x12 import (
+        next_batch,
+        write_x12_change_batch,
+        write_x12_files,
+        written_x12_files,
+        x12_folder,
+    )
 
     home = rcm_home()
     started = time.monotonic()
@@ -57,6 +64,10 @@ def _generate_sources(args: argparse.Namespace) -> int:
             print(
                 f"{c.database:<28} {c.table:<14} updated {c.updated:>8,}  inserted {c.inserted:>8,}"
             )
+        if written_x12_files(x12_folder(home)):  # later 835s that change claims' outcomes
+            batch = next_batch(home)
+            remits = write_x12_change_batch(home, seed=args.seed, batch=batch)
+            print(f"X12 change batch {batch}: {len(remits)} 835 file(s) in {x12_folder(home)}")
     else:
         counts = generate_sources(
             home,
@@ -68,6 +79,8 @@ def _generate_sources(args: argparse.Namespace) -> int:
         )
         for c in counts:
             print(f"{c.database:<28} {c.table:<14} {c.rows:>12,} rows")
+        x12 = write_x12_files(home, seed=args.seed, scale=args.scale, target=args.target)
+        print(f"{len(x12)} X12 837/835 file(s) in {x12_folder(home)}")
         print(f"landing files in {home / 'landing'}")
     # The offline NPPES replay must know the providers' NPIs, which a mutation can add to.
     replay = write_api_replay(home, sample_providers(home, args.target))

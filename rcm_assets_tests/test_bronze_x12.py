@@ -12,7 +12,7 @@ from rcm_assets_tests.conftest import Project
 from rcm_assets_tests.test_bronze_landing import check_passed, drop, ingest
 from rcm_assets_tests.x12_corpus import CASES, X12Case
 
-HOS_B_NPI = "1598765436"
+HOS_B_NPI = "1598765430"
 
 
 def remittance(payee_id: str = f"XX*{HOS_B_NPI}", paid: str = "80", control: str = "0001") -> str:
