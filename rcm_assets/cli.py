@@ -49,7 +49,6 @@ def _generate_sources(args: argparse.Namespace) -> int:
     from rcm_assets.sample_data.x12 import (
         next_batch,
         write_x12_change_batch,
-        write_x12_files,
         written_x12_files,
         x12_folder,
     )
@@ -76,10 +75,11 @@ def _generate_sources(args: argparse.Namespace) -> int:
             target=args.target,
             defect_rate=args.defect_rate,
             progress=print if args.verbose else None,
+            x12=True,
         )
         for c in counts:
             print(f"{c.database:<28} {c.table:<14} {c.rows:>12,} rows")
-        x12 = write_x12_files(home, seed=args.seed, scale=args.scale, target=args.target)
+        x12 = written_x12_files(x12_folder(home))
         print(f"{len(x12)} X12 837/835 file(s) in {x12_folder(home)}")
         print(f"landing files in {home / 'landing'}")
     # The offline NPPES replay must know the providers' NPIs, which a mutation can add to.

@@ -35,7 +35,8 @@ def test_generate_then_run_prints_what_was_built(project: Project) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["asset", "partition", "status", "rows", "seconds"]
     built = [line.split() for line in lines if line.startswith("bronze/")]
-    assert len(built) == 15  # 5 EMR tables x 2 hospitals, claims x 2, CPT, NPI and ICD codes
+    # 5 EMR tables x 2 hospitals, claims x 2, X12 x 2, CPT, CARC, RARC, NPI and ICD codes
+    assert len(built) == 19
     assert all(parts[2] == "materialized" and int(parts[3].replace(",", "")) > 0 for parts in built)
     assert " materialized, 0 failed, 0 skipped" in result.stdout
     layers = {
@@ -47,7 +48,10 @@ def test_generate_then_run_prints_what_was_built(project: Project) -> None:
         "gold",
     }
     logs = pl.read_delta(str(project.lake / "audit" / "load_logs"))
-    assert logs.height == 15  # one row per EMR load, landing file and reference extract
+    # one row per EMR load, landing file and reference extract
+    x12_files = len(list((project.home / "landing" / "processed" / "x12").glob("*/*.x12")))
+    assert x12_files > 2
+    assert logs.height == 17 + x12_files
     with DagsterInstance.get() as instance:  # the runs are kept for the UI
         partitions = sorted(run.tags.get("dagster/partition", "-") for run in instance.get_runs())
     assert partitions == ["-", "hos-a", "hos-b"]  # one per datasource, one for CPT codes

@@ -98,7 +98,7 @@ def test_tables_lists_every_layer_with_versions_and_row_counts(lake_project: Pro
     for info in infos:
         assert info.rows == read(lake_project, info.name).height, info.name
         assert info.version == version_of(lake_project, info.name), info.name
-        assert info.size_bytes > 0 and info.files > 0
+        assert (info.size_bytes > 0 and info.files > 0) == (info.rows > 0), info.name
 
 
 def test_optimize_then_vacuum_report_files_and_keep_tables_readable(

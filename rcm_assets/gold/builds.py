@@ -154,10 +154,11 @@ class GoldBuilder:
         empty, with the columns metadata gives it."""
         options = self.lake.storage_options
         return {
-            name: delta.scan(self._uri_of(name), options, version)
-            if version >= 0
+            name: delta.scan(uri, options, version if version >= 0 else None)
+            if version >= 0 or delta.exists(uri, options)
             else _empty(name, self.metadata)
             for name, version in versions.items()
+            for uri in [self._uri_of(name)]
         }
 
     def update(self, run_id: str, *, full: bool = False) -> Build:

@@ -721,9 +721,11 @@ def generate_sources(
     defect_rate: float = 0.01,
     hospitals: Sequence[HospitalProfile] = SAMPLE_HOSPITALS,
     progress: Callable[[str], None] | None = None,
+    x12: bool = False,
 ) -> list[TableCount]:
     """(Re)create every hospital's source database plus the claims, CPT and ICD-10-CM landing
-    files (the ICD-10-CM codes as a CMS order file in ``landing/icd10cm/``).
+    files (the ICD-10-CM codes as a CMS order file in ``landing/icd10cm/``), and with ``x12``
+    the hospitals' 837 / 835 files in ``landing/x12/``.
 
     Without ``target`` each hospital is a SQLite file under ``home/sources``; with a PostgreSQL
     server URI each hospital becomes a database of that name with its tables in schema ``dbo``;
@@ -754,4 +756,8 @@ def generate_sources(
             # Written without a journal, so a half-built file would look valid but be garbage.
             path.unlink(missing_ok=True)
             raise
+    if x12:
+        from rcm_assets.sample_data.x12 import write_x12_files  # it reads what was generated
+
+        write_x12_files(home, seed=seed, scale=scale, target=target, hospitals=hospitals)
     return counts

@@ -1232,7 +1232,12 @@ def x12_folder(home: Path) -> Path:
 
 
 def write_x12_files(
-    home: Path, *, seed: int = 42, scale: float = 1.0, target: str | None = None
+    home: Path,
+    *,
+    seed: int = 42,
+    scale: float = 1.0,
+    target: str | None = None,
+    hospitals: Sequence[HospitalProfile] = SAMPLE_HOSPITALS,
 ) -> list[Path]:
     """Write the sample 837P / 837I / 835 files of both hospitals into ``home/landing/x12``.
 
@@ -1246,10 +1251,11 @@ def write_x12_files(
         old.unlink()  # a regenerate must not leave files of a larger scale behind
     controls = ControlNumbers(0)
     paths: list[Path] = []
-    for hospital in X12_HOSPITALS:
+    for identity, profile in zip(X12_HOSPITALS, hospitals, strict=True):
+        hospital = replace(identity, profile=profile)
         claims = hospital_claims(home, hospital, seed=seed, scale=scale, target=target)
         files = claim_files(hospital, claims) + vary_envelopes(remit_files(hospital, claims))
-        if hospital is HOSPITAL_B:
+        if identity is HOSPITAL_B:
             files = with_pipes(files)
         paths += write_files(folder, files, controls)
     return paths

@@ -64,6 +64,14 @@ ENVELOPE_ELEMENTS = {
 }
 ENVELOPE_SET_ERRORS = set(ENVELOPE_ELEMENTS["st"]) - {"23"}
 MAX_REASONS = 5
+# Segments are kept as Python values this many at a time, then as a compact Arrow chunk: a
+# large 835 costs about its size in memory, not a Python object per element.
+CHUNK_SEGMENTS = 100_000
+SET_COLUMNS = [
+    "interchange_control_number",
+    "group_control_number",
+    "transaction_set_control_number",
+]
 
 
 class X12FileRejected(FileRejected):
@@ -110,7 +118,7 @@ class _Collector:
 
     def __init__(self) -> None:
         self.columns: dict[str, list[Any]] = {name: [] for name in SEGMENT_SCHEMA}
-        self.set_of_row: list[tuple[str | None, str | None, str | None]] = []
+        self.chunks: list[pl.DataFrame] = []
         self.isa: str | None = None
         self.gs: str | None = None
         self.st: str | None = None
@@ -150,14 +158,24 @@ class _Collector:
         )
         for name, value in zip(self.columns, values, strict=True):
             self.columns[name].append(value)
-        self.set_of_row.append((self.isa, self.gs, self.st))
+        if len(self.columns["segment_number"]) >= CHUNK_SEGMENTS:
+            self.chunks.append(self._flush())
         if seg_id == "SE":
             self.st = None
         elif seg_id == "GE":
             self.gs = None
 
+    def _flush(self) -> pl.DataFrame:
+        chunk = pl.DataFrame(self.columns, schema=SEGMENT_SCHEMA)
+        self.columns = {name: [] for name in SEGMENT_SCHEMA}
+        return chunk
+
+    @property
+    def segments_seen(self) -> int:
+        return sum(c.height for c in self.chunks) + len(self.columns["segment_number"])
+
     def frame(self) -> pl.DataFrame:
-        return pl.DataFrame(self.columns, schema=SEGMENT_SCHEMA)
+        return pl.concat([*self.chunks, self._flush()], rechunk=False)
 
 
 def _segment_reasons(transaction: dict[str, Any]) -> list[tuple[int, str]]:
@@ -238,13 +256,27 @@ def _wrong_types(collector: _Collector) -> dict[SetKey, tuple[int, str]]:
     return wrong
 
 
-def _set_rejections(tree: dict[str, Any], collector: _Collector) -> dict[SetKey, tuple[int, str]]:
+def _set_rejections(
+    tree: dict[str, Any], collector: _Collector, segments: pl.DataFrame
+) -> dict[SetKey, tuple[int, str]]:
     """Each transaction set rejected alone → (first segment, reason).
 
     An error goes to the set that holds its segment: after a set pyx12 has no map for, it
     files that set's errors under the set before, which must not be rejected for them.
     """
-    set_at = dict(zip(collector.columns["segment_number"], collector.set_of_row, strict=True))
+    lines = {
+        segment["cur_line"]
+        for interchange in tree["interchanges"]
+        for group in interchange["groups"]
+        for transaction in group["transactions"]
+        for segment in transaction["segments"]
+    }
+    set_at = {
+        row[0]: tuple(row[1:])
+        for row in segments.filter(pl.col("segment_number").is_in(list(lines)))
+        .select("segment_number", *SET_COLUMNS)
+        .iter_rows()
+    }
     reasons: dict[SetKey, list[tuple[int, str]]] = {}
     for interchange in tree["interchanges"]:
         for group in interchange["groups"]:
@@ -298,7 +330,7 @@ def parse_x12(data: bytes, source_file: str = "") -> X12Parse:
             callback=collector,
         )
     except pyx12.errors.EngineError as error:  # no map for the group's GS08
-        line = len(collector.columns["segment_number"]) + 1
+        line = collector.segments_seen + 1
         raise X12FileRejected(
             f"segment {line} (GS): GS08 names an implementation guide this lakehouse does not "
             f"read (it reads {', '.join(TRANSACTION_TYPES)}): {error}"
@@ -319,19 +351,18 @@ def parse_x12(data: bytes, source_file: str = "") -> X12Parse:
             f"reads ({', '.join(TRANSACTION_TYPES)})",
             ack,
         )
-    rejections = _set_rejections(tree, collector) | _wrong_types(collector)
-    of_rejected = pl.Series([key in rejections for key in collector.set_of_row], dtype=pl.Boolean)
-    reasons = pl.Series(
-        [rejections.get(key, (0, None))[1] for key in collector.set_of_row], dtype=pl.String
+    rejections = _set_rejections(tree, collector, segments) | _wrong_types(collector)
+    rejected_sets = pl.DataFrame(
+        [(*key, reason) for key, (_line, reason) in rejections.items()],
+        schema={**{c: pl.String for c in SET_COLUMNS}, "reason": pl.String},
+        orient="row",
     )
-    rejected = segments.filter(of_rejected).select(
-        pl.col("segment_number").alias("line_number"),
-        "raw_text",
-        reasons.filter(of_rejected).alias("reason"),
+    rejected = segments.join(rejected_sets, on=SET_COLUMNS).select(
+        pl.col("segment_number").alias("line_number"), "raw_text", "reason"
     )
     sets = segments.filter(pl.col("segment_id") == "ST").height
     return X12Parse(
-        segments=segments.filter(~of_rejected),
+        segments=segments.join(rejected_sets, on=SET_COLUMNS, how="anti"),
         rejected=rejected.cast(dict(REJECTED_SCHEMA)),
         acknowledgment=ack if _is_837(segments) else None,
         transaction_sets=sets,
