@@ -223,7 +223,7 @@ def test_whole_graph_on_two_celery_workers_equals_an_in_process_run(
     assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
     monkeypatch.setenv("RCM_HOME", str(reference))
     in_process = fingerprint(LakeResource().addresses, ("silver", "gold"))
-    assert {"silver/patients", "silver/remittance_claims", "gold/kpi_monthly"} <= set(on_celery)
+    assert {"silver/patients", "gold/kpi_monthly", "gold/fact_remittance_lines"} <= set(on_celery)
     assert on_celery == in_process
 
 
