@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 ASSET_NODES = "query { assetNodes { assetKey { path } groupName isPartitioned partitionKeys } }"
-MAX_PAGE_SIDE = 8000  # px; a screenshot beyond this is useless and slow to encode
+MAX_PAGE_SIDE = 16000  # px; the whole graph (about 12,000 px tall with X12), no more
 
 T = TypeVar("T")
 
