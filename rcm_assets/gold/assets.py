@@ -103,7 +103,11 @@ def dimension_schema(table: GoldTable, metadata: Metadata) -> TableSchema | None
 def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     key = AssetKey(["gold", table.table])
     references = metadata.references_of(table.table)
-    deps = [AssetKey(name.split("/")) for name in inputs_of(table, metadata)]
+    deps = [
+        AssetKey(name.split("/"))
+        for name in inputs_of(table, metadata)
+        if not name.startswith("metadata/")
+    ]
     threshold = metadata.threshold(table.table, "orphan_rate")
     max_rate = threshold.max_rate if threshold else 1.0
     blocking = bool(threshold and threshold.blocking)

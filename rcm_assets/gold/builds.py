@@ -22,6 +22,7 @@ Every build commit records what it read, so the next build knows what changed si
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -29,7 +30,8 @@ from typing import Any
 
 import polars as pl
 
-from rcm_assets.gold import changes, kpis
+from rcm_assets.gold import changes, denials, kpis, revenue_kpis
+from rcm_assets.gold.adjudications import denial_reasons_frame
 from rcm_assets.gold.dims import dimension
 from rcm_assets.gold.facts import FACTS
 from rcm_assets.gold.masking import mask
@@ -56,6 +58,40 @@ KPI_MARTS: dict[str, KpiMart] = {
     "kpi_payer_mix": lambda fact, _ends: kpis.payer_mix(fact),
     "kpi_provider_department": lambda fact, _ends: kpis.provider_department(fact),
 }
+# The marts of 837 / 835 data: the tables each reads, in the order its function takes them.
+# They are small next to the EMR fact and follow whole adjudications, so they are rebuilt.
+REMITTANCE_MARTS: dict[str, tuple[tuple[str, ...], Callable[..., pl.LazyFrame]]] = {
+    "kpi_map_keys": (
+        (
+            "gold/fact_claim_adjudications",
+            "gold/fact_claim_submissions",
+            "gold/fact_remittance_lines",
+        ),
+        revenue_kpis.map_keys,
+    ),
+    "kpi_payer_scorecard": (
+        ("gold/fact_claim_adjudications", "gold/fact_remittance_lines"),
+        revenue_kpis.payer_scorecard,
+    ),
+    "kpi_denials": (
+        (
+            "gold/fact_claim_adjudications",
+            "silver/remittance_adjustments",
+            "silver/remittance_service_lines",
+            "silver/carc_codes",
+            "metadata/denial_reasons",
+        ),
+        denials.denials,
+    ),
+    "kpi_denied_claims": (
+        ("gold/fact_claim_adjudications", "silver/carc_codes"),
+        denials.denied_claims,
+    ),
+}
+# Inputs that are metadata, not tables: their "version" is a checksum of the rows.
+METADATA_INPUTS: dict[str, Callable[[Metadata], pl.LazyFrame]] = {
+    "metadata/denial_reasons": lambda metadata: denial_reasons_frame(metadata.denial_reasons),
+}
 Frames = Mapping[str, pl.LazyFrame]  # input name ("silver/claims", "gold/dim_npi") → rows
 
 
@@ -73,6 +109,9 @@ def build_frame(table: GoldTable, metadata: Metadata, frames: Frames) -> pl.Lazy
         return rows
     if table.kind == "fact":
         inputs, build = FACTS[table.table]
+        return build(*(frames[name] for name in inputs))
+    if table.table in REMITTANCE_MARTS:
+        inputs, build = REMITTANCE_MARTS[table.table]
         return build(*(frames[name] for name in inputs))
     if table.kind == "masked":
         rules = metadata.masking_for(table.consumer, table.source)
@@ -105,6 +144,8 @@ def inputs_of(table: GoldTable, metadata: Metadata) -> list[str]:
         names = list(FACTS[table.table][0])
     elif table.kind == "masked":
         names = [f"gold/{table.source}"]
+    elif table.table in REMITTANCE_MARTS:
+        names = list(REMITTANCE_MARTS[table.table][0])
     else:
         names = [f"gold/{FACT}"]
     return names + [f"gold/{r.dimension}" for r in metadata.references_of(table.table)]
@@ -135,12 +176,13 @@ class GoldBuilder:
 
     def versions(self) -> dict[str, int]:
         """The Delta version of every input now (-1: not created yet)."""
-        options = self.lake.storage_options
-        return {
-            name: delta.version(uri, options) if delta.exists(uri, options) else -1
-            for name in sorted(inputs_of(self.table, self.metadata))
-            for uri in [self._uri_of(name)]
-        }
+        return {name: self._version(name) for name in sorted(inputs_of(self.table, self.metadata))}
+
+    def _version(self, name: str) -> int:
+        if name in METADATA_INPUTS:
+            return _checksum(METADATA_INPUTS[name](self.metadata))
+        uri, options = self._uri_of(name), self.lake.storage_options
+        return delta.version(uri, options) if delta.exists(uri, options) else -1
 
     def last_build(self) -> dict[str, Any] | None:
         """The `rcm.` metadata of the table's newest commit, if a build of ours wrote it."""
@@ -152,14 +194,17 @@ class GoldBuilder:
     def frames(self, versions: Mapping[str, int]) -> dict[str, pl.LazyFrame]:
         """Each input at its version; one not written yet (no X12 file has arrived, say) is
         empty, with the columns metadata gives it."""
-        options = self.lake.storage_options
-        return {
-            name: delta.scan(uri, options, version if version >= 0 else None)
-            if version >= 0 or delta.exists(uri, options)
-            else _empty(name, self.metadata)
-            for name, version in versions.items()
-            for uri in [self._uri_of(name)]
-        }
+        return {name: self._frame(name, version) for name, version in versions.items()}
+
+    def _frame(self, name: str, version: int) -> pl.LazyFrame:
+        if name in METADATA_INPUTS:
+            return METADATA_INPUTS[name](self.metadata)
+        uri, options = self._uri_of(name), self.lake.storage_options
+        if version >= 0:
+            return delta.scan(uri, options, version)
+        return (
+            delta.scan(uri, options) if delta.exists(uri, options) else _empty(name, self.metadata)
+        )
 
     def update(self, run_id: str, *, full: bool = False) -> Build:
         """Bring the table up to date in at most one commit (see the module docstring)."""
@@ -172,7 +217,7 @@ class GoldBuilder:
         commit = {"run_id": run_id, INPUT_VERSIONS: json.dumps(versions, sort_keys=True)}
         if self.table.kind in ("dimension", "fact"):
             commit[WATERMARKS] = json.dumps(self._watermarks(frames), sort_keys=True)
-        if self.table.kind == "kpi":
+        if self.table.kind == "kpi" and self.table.table in KPI_MARTS:
             commit[MONTH_BOUNDS] = json.dumps(_bounds(frames[f"gold/{FACT}"]))
         if not full and last is not None and self._may_refresh(last, recorded, versions):
             written = self._refresh(last, recorded, versions, frames, commit)
@@ -207,8 +252,10 @@ class GoldBuilder:
         """Whether every input change since the last build is one a refresh can follow."""
         if self.table.kind not in ("dimension", "fact", "kpi"):
             return False
-        if self.table.kind == "fact" and self.table.table != FACT:
+        if self.table.table in FACTS and self.table.table != FACT:
             return False  # the remittance facts are rebuilt: they follow whole adjudications
+        if self.table.table in REMITTANCE_MARTS:
+            return False
         check_only = {
             f"gold/{r.dimension}"
             for r in self.metadata.references_of(self.table.table)
@@ -337,6 +384,11 @@ class GoldBuilder:
             self.lake.storage_options,
         )
         return rows.height
+
+
+def _checksum(frame: pl.LazyFrame) -> int:
+    """A stable number for a metadata input's rows: it changes when they do."""
+    return zlib.crc32(frame.collect().write_csv().encode())
 
 
 def _refreshed_at() -> pl.Expr:

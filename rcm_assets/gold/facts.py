@@ -7,6 +7,7 @@ stays in the fact; the referential-integrity check counts it.
 
 import polars as pl
 
+from rcm_assets.gold.adjudications import fact_claim_adjudications
 from rcm_assets.gold.dims import usable
 
 FACT_COLUMNS = (
@@ -140,10 +141,31 @@ def fact_adjustments(
     )
 
 
-def fact_claim_submissions(claims: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per current 837 claim; a voided claim (frequency 8) stays, flagged."""
+def fact_claim_submissions(claims: pl.LazyFrame, lines: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per current 837 claim; a voided claim (frequency 8) stays, flagged. Its first
+    bill date and latest resubmission come from the claim's earlier versions, its service date
+    and first procedure from its lines."""
+    history = (
+        claims.filter(~pl.col("is_quarantined"))
+        .group_by("submission_key")
+        .agg(
+            pl.col("submission_date").min().alias("first_bill_date"),
+            pl.col("submission_date").max().filter(pl.len() > 1).first().alias("resubmission_date"),
+            (pl.len() - 1).cast(pl.Int64).alias("resubmissions"),
+        )
+    )
+    services = (
+        usable(lines)
+        .group_by("claim_id", "datasource")
+        .agg(
+            pl.col("service_date").min().alias("line_service_date"),
+            pl.col("procedure_code").sort_by("line_number").first(),
+        )
+    )
     return (
         usable(claims)
+        .join(history, on="submission_key", how="left")
+        .join(services, on=["claim_id", "datasource"], how="left")
         .select(
             "submission_key",
             "claim_key",
@@ -159,6 +181,12 @@ def fact_claim_submissions(claims: pl.LazyFrame) -> pl.LazyFrame:
             "payer_id",
             "statement_date_start",
             "statement_date_end",
+            pl.coalesce("statement_date_start", "line_service_date").alias("service_date"),
+            "submission_date",
+            "first_bill_date",
+            "resubmission_date",
+            "resubmissions",
+            "procedure_code",
             "diagnosis_codes",
             "datasource",
         )
@@ -181,5 +209,18 @@ FACTS = {
         ("silver/remittance_adjustments", "silver/remittance_claims", "silver/carc_codes"),
         fact_adjustments,
     ),
-    "fact_claim_submissions": (("silver/claim_submissions",), fact_claim_submissions),
+    "fact_claim_submissions": (
+        ("silver/claim_submissions", "silver/claim_submission_lines"),
+        fact_claim_submissions,
+    ),
+    "fact_claim_adjudications": (
+        (
+            "silver/remittance_claims",
+            "silver/remittance_adjustments",
+            "gold/fact_claim_submissions",
+            "gold/fact_transactions",
+            "metadata/denial_reasons",
+        ),
+        fact_claim_adjudications,
+    ),
 }

@@ -25,6 +25,9 @@ from rcm_assets.metadata.checks import (
 )
 from rcm_assets.metadata.models import (
     API_SOURCES_FILE,
+    DATASOURCES_FILE,
+    DENIAL_REASONS_FILE,
+    KPI_TARGETS_FILE,
     NPPES_QUERIES_FILE,
     REFERENCE_BRONZE_TABLES,
     STORAGE_ACCESS_FILE,
@@ -36,8 +39,11 @@ from rcm_assets.metadata.models import (
     CatalogEntry,
     ColumnTags,
     DatabaseSpec,
+    Datasource,
+    DenialReason,
     GoldReference,
     GoldTable,
+    KpiTarget,
     LandingFilePattern,
     LandingFormat,
     LandingTable,
@@ -135,6 +141,14 @@ class Metadata:
     storage_access: tuple[StorageAccess, ...] = ()
     storage_roles: dict[str, StorageRole] = field(default_factory=dict)
     x12_identifiers: tuple[X12Identifier, ...] = ()
+    datasources: dict[str, Datasource] = field(default_factory=dict)
+    kpi_targets: tuple[KpiTarget, ...] = ()
+    denial_reasons: tuple[DenialReason, ...] = ()
+
+    def display_name(self, datasource: str) -> str:
+        """The hospital's name for people (datasources.csv), else its slug."""
+        row = self.datasources.get(datasource)
+        return row.display_name if row else datasource
 
     @property
     def active_loads(self) -> tuple[LoadConfig, ...]:
@@ -295,7 +309,40 @@ def load_metadata(folder: Path | None = None) -> Metadata:
         storage_access=tuple(storage_access),
         storage_roles=storage_roles,
         x12_identifiers=_read_x12_identifiers(folder / X12_IDENTIFIERS_FILE),
+        datasources=_optional(folder / DATASOURCES_FILE, Datasource, "datasource"),
+        kpi_targets=_read_kpi_targets(folder / KPI_TARGETS_FILE, gold_tables),
+        denial_reasons=_read_denial_reasons(folder / DENIAL_REASONS_FILE),
     )
+
+
+def _optional(path: Path, model: type[RowT], key: str) -> dict[str, RowT]:
+    return _unique(path, model, key) if path.is_file() else {}
+
+
+def _read_kpi_targets(path: Path, gold_tables: dict[str, GoldTable]) -> tuple[KpiTarget, ...]:
+    """kpi_targets.csv is optional; each row must name a KPI mart of gold_tables.csv."""
+    if not path.is_file():
+        return ()
+    rows = _read_csv(path, KpiTarget)
+    for row in rows:
+        table = gold_tables.get(row.mart)
+        if table is None or table.kind != "kpi":
+            raise _fail(path, row, "mart", f"{row.mart!r} is not a kpi table of gold_tables.csv")
+    return tuple(rows)
+
+
+def _read_denial_reasons(path: Path) -> tuple[DenialReason, ...]:
+    """denial_reasons.csv is optional (no file: no adjustment counts as a denial)."""
+    if not path.is_file():
+        return ()
+    rows = _read_csv(path, DenialReason)
+    seen: dict[tuple[str, str], DenialReason] = {}
+    for row in rows:
+        key = (row.group_code, row.reason_code)
+        if key in seen:
+            raise _fail(path, row, "reason_code", f"duplicate of line {seen[key].line}")
+        seen[key] = row
+    return tuple(rows)
 
 
 def _read_x12_identifiers(path: Path) -> tuple[X12Identifier, ...]:

@@ -36,6 +36,9 @@ NPPES_QUERIES_FILE = "nppes_queries.csv"
 STORAGE_ROLES_FILE = "storage_roles.csv"
 STORAGE_ACCESS_FILE = "storage_access.csv"
 X12_IDENTIFIERS_FILE = "x12_identifiers.csv"
+DATASOURCES_FILE = "datasources.csv"
+KPI_TARGETS_FILE = "kpi_targets.csv"
+DENIAL_REASONS_FILE = "denial_reasons.csv"
 LAKE_LAYERS = ("bronze", "silver", "gold", "audit", "archive")  # the lake root's folders
 
 
@@ -120,6 +123,38 @@ class X12Identifier(_Row):
     qualifier: Literal["npi", "tin"]
     identifier: Annotated[str, Field(pattern=r"^[0-9]{9,10}$")]
     description: str = ""
+
+
+class Datasource(_Row):
+    """metadata/datasources.csv: how a datasource (hospital) is shown to people."""
+
+    datasource: Slug
+    display_name: str
+    description: str = ""
+
+
+class KpiTarget(_Row):
+    """metadata/kpi_targets.csv: a headline KPI of the report, its target and where the
+    benchmark comes from."""
+
+    mart: Identifier
+    kpi: Identifier
+    label: str
+    unit: Literal["percent", "days", "currency", "count"]
+    target: NoneIfEmpty[float] = None
+    better: Literal["higher", "lower"]
+    source: str = ""
+
+
+class DenialReason(_Row):
+    """metadata/denial_reasons.csv: a CARC that denies (rather than adjusts) a claim or line,
+    its category and whether the provider could have avoided it. `*` as group: any group."""
+
+    group_code: Literal["CO", "PR", "OA", "PI", "CR", "*"]
+    reason_code: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,5}$")]
+    category: Slug
+    avoidable: Flag
+    rationale: str = ""
 
 
 class LandingFilePattern(_Row):

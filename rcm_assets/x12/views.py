@@ -408,6 +408,7 @@ def claim_submissions(segments: pl.LazyFrame) -> pl.LazyFrame:
         pl.coalesce("patient_first_name", "subscriber_first_name").alias("patient_first_name"),
         "payer_name",
         "payer_id",
+        "submission_date",
         _sequence(pl.col("submission_date")).alias("submission_sequence"),
     )
     return claims.join(details, on=per_claim, how="left").with_columns(
