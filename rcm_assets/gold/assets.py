@@ -29,10 +29,11 @@ from dagster import (
 from rcm_assets.asset_checks import check_result
 from rcm_assets.automation.conditions import on_new_data
 from rcm_assets.gold.builds import GoldBuilder, inputs_of
+from rcm_assets.gold.kpis import VALUE_BOUNDS
 from rcm_assets.lake import delta
 from rcm_assets.lake.addresses import LakeAddresses
 from rcm_assets.metadata import GoldTable, Metadata
-from rcm_assets.quality.measures import MEASURES_SCHEMA, orphan_measures
+from rcm_assets.quality.measures import MEASURES_SCHEMA, bounds_measures, orphan_measures
 from rcm_assets.resources import LakeResource
 
 FULL_REBUILD_TAG = "rcm/full_rebuild"  # a run tagged "true" rebuilds even unchanged inputs
@@ -56,8 +57,15 @@ def orphans(
 
 
 def latest_month_markdown(frame: pl.DataFrame, limit: int = 30) -> str:
-    """The mart's latest month as a Markdown table, for the asset's metadata in the UI."""
-    latest = frame.filter(pl.col("month_end") == pl.col("month_end").max()).head(limit)
+    """The mart's latest month as a Markdown table, for the asset's metadata in the UI; a
+    worklist without months (the denied claims) is summed by datasource and status."""
+    if "month_end" in frame.columns:
+        latest = frame.filter(pl.col("month_end") == pl.col("month_end").max()).head(limit)
+    else:
+        latest = frame.group_by("datasource", "status").agg(
+            pl.len().alias("claims"), pl.col("denied_amount").sum()
+        )
+        latest = latest.sort("datasource", "status").head(limit)
     lines = ["| " + " | ".join(latest.columns) + " |", "|" + "---|" * len(latest.columns)]
     for row in latest.iter_rows():
         cells = (f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row)
@@ -111,6 +119,27 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
     threshold = metadata.threshold(table.table, "orphan_rate")
     max_rate = threshold.max_rate if threshold else 1.0
     blocking = bool(threshold and threshold.blocking)
+    bounds = metadata.threshold(table.table, "value_bounds")
+    checks = [
+        AssetCheckSpec(
+            "referential_integrity",
+            asset=key,
+            blocking=blocking,
+            description=f"Share of rows whose foreign key has no dimension row, per key and "
+            f"datasource, at most {max_rate:.0%}: "
+            + ", ".join(f"{r.column} → {r.dimension}" for r in references),
+        )
+    ] * bool(references)
+    if table.kind == "kpi":
+        checks.append(
+            AssetCheckSpec(
+                "value_bounds",
+                asset=key,
+                blocking=bool(bounds and bounds.blocking),
+                description="Values that cannot be: a rate outside 0 to 1, negative days or "
+                "balances (bounds by column in gold/kpis.py VALUE_BOUNDS)",
+            )
+        )
 
     @asset(
         key=key,
@@ -126,18 +155,7 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
             fail_window=timedelta(hours=table.max_age_hours)
         ),
         description=table.description,
-        check_specs=[
-            AssetCheckSpec(
-                "referential_integrity",
-                asset=key,
-                blocking=blocking,
-                description=f"Share of rows whose foreign key has no dimension row, per key and "
-                f"datasource, at most {max_rate:.0%}: "
-                + ", ".join(f"{r.column} → {r.dimension}" for r in references),
-            )
-        ]
-        if references
-        else [],
+        check_specs=checks,
     )
     def _gold_asset(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         started, tables = time.monotonic(), lake.addresses
@@ -159,21 +177,21 @@ def build_gold_asset(table: GoldTable, metadata: Metadata) -> AssetsDefinition:
             "built_from": MetadataValue.json(build.inputs),
             "duration_seconds": round(time.monotonic() - started, 3),
         }
+        results = []
         if table.kind == "kpi":
             values = written.drop("refreshed_at").collect()
             metadata_out["latest_month"] = MetadataValue.md(latest_month_markdown(values))
-            metadata_out["plot_data"] = plot_table(values)
-        if not references:
-            return MaterializeResult(metadata=metadata_out, data_version=version)
-        measured = orphans(written, table, metadata, tables)
-        metadata_out["orphan_rows"] = int(measured.get_column("rows_failed").sum())
-        return MaterializeResult(
-            metadata=metadata_out,
-            data_version=version,
-            check_results=[
+            if "month_end" in values.columns:
+                metadata_out["plot_data"] = plot_table(values)
+            measured = bounds_measures(values, VALUE_BOUNDS)
+            results.append(check_result("value_bounds", bounds, measured))
+        if references:
+            measured = orphans(written, table, metadata, tables)
+            metadata_out["orphan_rows"] = int(measured.get_column("rows_failed").sum())
+            results.append(
                 check_result("orphan_rate", threshold, measured, "referential_integrity")
-            ],
-        )
+            )
+        return MaterializeResult(metadata=metadata_out, data_version=version, check_results=results)
 
     return _gold_asset
 

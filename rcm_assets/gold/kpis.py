@@ -189,3 +189,40 @@ def provider_department(fact: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(pl.col("charges", "payments").fill_null(0.0), pl.col("lines").fill_null(0))
         .sort(keys)
     )
+
+
+RATE, DAYS, AMOUNT = (0.0, 1.0), (0.0, None), (0.0, None)
+# What a KPI mart's column can possibly hold, by column name (a name means the same in every
+# mart); a value outside is a broken mart, flagged by the `value_bounds` check.
+VALUE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    **dict.fromkeys(
+        (
+            "denial_rate_count",
+            "denial_rate_amount",
+            "ar_over_90_share",
+            "share_of_charges",
+            "initial_denial_rate_count",
+            "initial_denial_rate_amount",
+            "aged_ar_over_90_pct",
+            "first_pass_resolution_rate",
+            "denial_rate",
+        ),
+        RATE,
+    ),
+    **dict.fromkeys(
+        (
+            "days_in_ar",
+            "avg_charge_lag_days",
+            "days_in_net_ar",
+            "avg_days_service_to_bill",
+            "avg_days_bill_to_payment",
+            "avg_days_to_pay",
+            "age_days",
+        ),
+        DAYS,
+    ),
+    **dict.fromkeys(
+        ("open_balance", "open_ar", "net_ar", "ar_over_90", "billed_charges", "underpaid_amount"),
+        AMOUNT,
+    ),
+}

@@ -307,7 +307,7 @@ class QualityThreshold(_Row):
     """metadata/quality_thresholds.csv: when a silver asset check fails, and whether it blocks."""
 
     table: str  # a silver table or `*`
-    check: Literal["quarantine_rate", "duplicate_current_keys", "orphan_rate"]
+    check: Literal["quarantine_rate", "duplicate_current_keys", "orphan_rate", "value_bounds"]
     max_rate: Annotated[float, Field(ge=0, le=1)]
     blocking: Flag
     description: str = ""

@@ -99,6 +99,30 @@ def orphan_measures(
     return _measure(counted, "orphan_rate", pl.lit(f"{column}->{parent}"))
 
 
+def bounds_measures(
+    frame: pl.DataFrame, bounds: dict[str, tuple[float | None, float | None]]
+) -> pl.DataFrame:
+    """Per datasource and bounded column: values outside [low, high] (an open end: None)."""
+    measures = []
+    for column, (low, high) in bounds.items():
+        if column not in frame.columns:
+            continue
+        value = pl.col(column).cast(pl.Float64)
+        outside = pl.lit(False)
+        if low is not None:
+            outside = outside | (value < low)
+        if high is not None:
+            outside = outside | (value > high)
+        counted = (
+            frame.filter(value.is_not_null() & value.is_not_nan())
+            .group_by("datasource")
+            .agg(pl.len().alias("rows_checked"), outside.sum().alias("rows_failed"))
+        )
+        span = f"[{'' if low is None else low}, {'' if high is None else high}]"
+        measures.append(_measure(counted, "value_bounds", pl.lit(f"{column} in {span}")))
+    return pl.concat([pl.DataFrame(schema=MEASURES_SCHEMA), *measures])
+
+
 def dq_rows(measures: pl.DataFrame, table: str, run_id: str, at: datetime) -> pl.DataFrame:
     return measures.select(
         pl.lit(run_id).alias("run_id"),

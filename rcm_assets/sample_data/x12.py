@@ -1060,8 +1060,9 @@ def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-def claim_files(hospital: X12Hospital, claims: Sequence[Claim]) -> list[X12File]:
-    files = []
+def claim_batches(claims: Sequence[Claim]) -> Iterator[tuple[str, str, int, Sequence[Claim]]]:
+    """The 837 files' claims: (kind, version, number, claims), per kind CLAIMS_PER_837 at a
+    time in claim-date order."""
     for kind, version, institutional in (
         ("P", "005010X222A1", False),
         ("I", "005010X223A2", True),
@@ -1071,15 +1072,43 @@ def claim_files(hospital: X12Hospital, claims: Sequence[Claim]) -> list[X12File]
             key=lambda c: (c.claim_day, c.claim_id),
         )
         for number, batch in enumerate(chunked(mine, CLAIMS_PER_837), start=1):
-            batch_id = f"{hospital.datasource.upper()}{kind}{number:04d}"
-            day = max(c.claim_day for c in batch)
-            interchange = Interchange(
-                hospital.submitter_id,
-                CLEARINGHOUSE_ID,
-                day,
-                [Group("HC", version, [claims_set(hospital, batch, batch_id)])],
-            )
-            files.append(X12File(hospital.claims_name(kind, number), [interchange]))
+            yield kind, version, number, batch
+
+
+def billing_weeks(batch: Sequence[Claim]) -> list[list[Claim]]:
+    """A file's claims by the week they were billed in: one transaction set per week, dated
+    (BHT04) the week's latest claim day."""
+    weeks: dict[tuple[int, int], list[Claim]] = {}
+    for claim in batch:
+        weeks.setdefault(claim.claim_day.isocalendar()[:2], []).append(claim)
+    return list(weeks.values())
+
+
+def billed(claims: Sequence[Claim]) -> list[Claim]:
+    """The claims, each adjudicated no earlier than it was billed (its transaction set's date):
+    a payer cannot pay a claim before it is sent."""
+    return [
+        replace(claim, remit_day=max(claim.remit_day, day))
+        for *_, batch in claim_batches(claims)
+        for week in billing_weeks(batch)
+        for day in [max(c.claim_day for c in week)]
+        for claim in week
+    ]
+
+
+def claim_files(hospital: X12Hospital, claims: Sequence[Claim]) -> list[X12File]:
+    files = []
+    for kind, version, number, batch in claim_batches(claims):
+        batch_id = f"{hospital.datasource.upper()}{kind}{number:04d}"
+        day = max(c.claim_day for c in batch)
+        sets = [
+            claims_set(hospital, week, f"{batch_id}W{number:02d}")
+            for number, week in enumerate(billing_weeks(batch), start=1)
+        ]
+        interchange = Interchange(
+            hospital.submitter_id, CLEARINGHOUSE_ID, day, [Group("HC", version, sets)]
+        )
+        files.append(X12File(hospital.claims_name(kind, number), [interchange]))
     return files
 
 
@@ -1224,7 +1253,7 @@ def hospital_claims(
     transactions, patients, providers = source_frames(home, hospital.profile, target)
     eligible = eligible_claims(claims, transactions, patients, providers)
     chosen = select_claims(eligible, claim_count(scale), seed, key)
-    return build_claims(chosen, seed, key)
+    return billed(build_claims(chosen, seed, key))
 
 
 def x12_folder(home: Path) -> Path:
