@@ -207,22 +207,16 @@ def _dictionary(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import polars as pl
-
     from rcm_assets.gold.report import render_report
-    from rcm_assets.resources import LakeResource
+    from rcm_assets.gold.report_inputs import read_report_inputs
+    from rcm_assets.metadata import load_metadata
+    from rcm_assets.resources import LakeResource, LandingStoreResource
 
-    lake = LakeResource().addresses
-    marts = {}
-    for mart in ("kpi_ar_aging", "kpi_monthly", "kpi_payer_mix"):
-        uri = lake.gold(mart)
-        try:
-            marts[mart] = pl.read_delta(uri, storage_options=lake.storage_options)
-        except Exception:
-            raise RcmError(f"gold/{mart} is not built yet at {uri}: run `rcm run` first") from None
+    inputs = read_report_inputs(LakeResource().addresses, LandingStoreResource(), load_metadata())
+    page = render_report(inputs)
     target = args.output or rcm_home() / "reports" / "rcm_kpis.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_report(*marts.values()))
+    target.write_text(page, encoding="utf-8")
     print(f"wrote {target}")
     return 0
 

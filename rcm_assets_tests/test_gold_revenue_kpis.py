@@ -219,13 +219,13 @@ def test_map_keys_have_the_hand_computed_values(built: dict) -> None:
         20,
         10,
     )
-    assert feb["net_patient_service_revenue"] == 580  # 600 charged − 20 contractual
+    assert feb["net_patient_service_revenue"] == 580  # 600 charged - 20 contractual
     assert feb["net_collection_rate"] == pytest.approx(70 / 580)
     assert feb["gross_collection_rate"] == pytest.approx(70 / 600)
     assert feb["net_ar"] == 900  # C2 200 (denied, still open) + C3 300 + C4 400
 
     mar = month(keys, date(2025, 3, 31))
-    assert mar["net_collection_rate"] == 1.0  # 150 / (200 − 50)
+    assert mar["net_collection_rate"] == 1.0  # 150 / (200 - 50)
     assert mar["cash_collection_pct_npsr"] == pytest.approx(150 / ((0 + 580 + 150) / 3))
     assert mar["net_ar"] == 700  # C2 settled by the recovery
 
