@@ -320,3 +320,32 @@ def test_an_open_denial_ages_to_the_as_of_date(built: dict) -> None:
     c3 = rows.filter(pl.col("patient_control_number") == "C3").row(0, named=True)
     assert (c3["status"], c3["as_of_date"]) == ("open", date(2025, 3, 20))
     assert c3["age_days"] == 23 and c3["written_off_date"] is None
+
+
+def test_the_bounds_check_flags_an_impossible_rate_and_negative_days() -> None:
+    from rcm_assets.asset_checks import check_result
+    from rcm_assets.gold.kpis import VALUE_BOUNDS
+    from rcm_assets.metadata import load_metadata
+    from rcm_assets.quality.measures import bounds_measures
+
+    mart = pl.DataFrame(
+        {
+            "datasource": ["hos-a", "hos-a", "hos-b"],
+            "initial_denial_rate_count": [0.2, 1.4, None],
+            "days_in_net_ar": [40.0, 50.0, -3.0],
+            "net_collection_rate": [1.2, 0.9, 0.8],  # can exceed 1: not bounded
+        }
+    )
+    measured = bounds_measures(mart, VALUE_BOUNDS)
+    failed = {
+        (r["datasource"], r["rule"]): r["rows_failed"] for r in measured.iter_rows(named=True)
+    }
+    assert failed == {
+        ("hos-a", "initial_denial_rate_count in [0.0, 1.0]"): 1,
+        ("hos-a", "days_in_net_ar in [0.0, ]"): 0,
+        ("hos-b", "days_in_net_ar in [0.0, ]"): 1,
+    }
+    threshold = load_metadata().threshold("kpi_map_keys", "value_bounds")
+    assert not check_result("value_bounds", threshold, measured).passed
+    clean = bounds_measures(mart.head(1), VALUE_BOUNDS)
+    assert check_result("value_bounds", threshold, clean).passed

@@ -258,3 +258,32 @@ def test_metadata_not_in_utf8_names_the_file_and_line(project: Project) -> None:
 
     assert str(raised.value).startswith(f"{path}, line 3: not UTF-8 (byte 0xe9 at offset ")
     assert str(raised.value).endswith("save the file as UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "pattern"),
+    [
+        (
+            "kpi_targets.csv",
+            "kpi_monthly_typo,days_in_ar,Days in A/R,days,40,lower,",
+            r"line 10, column mart: 'kpi_monthly_typo' is not a kpi table of gold_tables.csv",
+        ),
+        (
+            "kpi_targets.csv",
+            "kpi_monthly,days_in_ar,Days in A/R,weeks,40,lower,",
+            r"line 10, column unit: .*'percent', 'days', 'currency' or 'count'",
+        ),
+        ("denial_reasons.csv", "*,16,billing,1,again", r"line 21, column reason_code: duplicate"),
+        ("denial_reasons.csv", "XX,16,billing,1,", r"line 21, column group_code"),
+    ],
+)
+def test_report_and_denial_metadata_mistakes_name_file_line_and_column(
+    project: Project, name: str, line: str, pattern: str
+) -> None:
+    _fails(project, line, pattern, name)
+
+
+def test_a_hospital_without_a_display_name_is_shown_by_its_slug(project: Project) -> None:
+    metadata = load_metadata()
+    assert metadata.display_name("hos-a") == "Hospital A"
+    assert metadata.display_name("hos-z") == "hos-z"
