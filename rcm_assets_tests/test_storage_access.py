@@ -62,8 +62,11 @@ ANALYST_GOLD_TABLES = [  # in plan order (alphabetical below gold/)
     "dim_patient_masked",
     "dim_provider",
     "kpi_ar_aging",
+    "kpi_denials",
+    "kpi_map_keys",
     "kpi_monthly",
     "kpi_payer_mix",
+    "kpi_payer_scorecard",
     "kpi_provider_department",
 ]
 
@@ -207,7 +210,7 @@ def test_grant_access_sets_exactly_the_planned_acls(
     assert accounts == [LAKE_ROOT]  # one client: both stores live in account acct
     assert service.calls == expected_calls()
     output = capsys.readouterr().out
-    assert "set recursively" in output and "20 ACL(s) set or checked" in output
+    assert "set recursively" in output and "23 ACL(s) set or checked" in output
 
 
 def test_dry_run_prints_the_plan_and_calls_nothing(
@@ -228,7 +231,7 @@ def test_dry_run_prints_the_plan_and_calls_nothing(
     assert lines[masked + 1] == f"  {ANALYSTS_READ}"
     root = lines.index("lake:/  ->  abfss://lake@acct.dfs.core.windows.net/  (folder only)")
     assert lines[root + 1] == f"  {TRAVERSE_ALL}"
-    assert lines[-1] == "20 ACL(s) would be set (dry run, nothing changed)"
+    assert lines[-1] == "23 ACL(s) would be set (dry run, nothing changed)"
     assert not any("dim_patient  ->" in line or "fact_transactions" in line for line in lines)
 
 
@@ -380,33 +383,33 @@ def test_overlapping_and_malformed_roots_are_refused() -> None:
         (
             "storage_access.csv",
             "lake,gold/kpi_monthly,auditors,rwz,",
-            r"line 24, column permissions: String should match pattern.*'rwz'",
+            r"line 28, column permissions: String should match pattern.*'rwz'",
         ),
-        ("storage_access.csv", "lake,gold,interns,r-x,", r"line 24, column role: unknown role"),
+        ("storage_access.csv", "lake,gold,interns,r-x,", r"line 28, column role: unknown role"),
         (
             "storage_access.csv",
             "lake,gold/../bronze,auditors,r-x,",
-            r"line 24, column path: .*`\.\.`",
+            r"line 28, column path: .*`\.\.`",
         ),
         (
             "storage_access.csv",
             "lake,gold/dim_patinet,auditors,r-x,",
-            r"line 24, column path: unknown gold table 'dim_patinet'",
+            r"line 28, column path: unknown gold table 'dim_patinet'",
         ),
         (
             "storage_access.csv",
             "lake,staging,auditors,r-x,",
-            r"line 24, column path: 'staging' is not a lake folder",
+            r"line 28, column path: 'staging' is not a lake folder",
         ),
         (
             "storage_access.csv",
             "sftp,.,auditors,r-x,",
-            r"line 24, column store: .*'lake' or 'landing'",
+            r"line 28, column store: .*'lake' or 'landing'",
         ),
         (
             "storage_access.csv",
             "lake,silver,auditors,---,",
-            r"line 24, column role: duplicate of line 6",
+            r"line 28, column role: duplicate of line 6",
         ),
         (
             "storage_roles.csv",
@@ -482,7 +485,7 @@ def test_every_gold_table_s_access_is_decided() -> None:
         if "rcm_analysts" in effective_permissions(metadata, "lake", f"gold/{table}")
     }
     assert readable == set(ANALYST_GOLD_TABLES)
-    assert {"dim_patient", "fact_transactions"}.isdisjoint(readable)
+    assert {"dim_patient", "fact_transactions", "kpi_denied_claims"}.isdisjoint(readable)
     assert effective_permissions(metadata, "lake", "gold/some_new_table") == {
         "data_engineers": "rwx",
         "auditors": "r-x",
