@@ -56,9 +56,13 @@ def classified(adjustments: pl.LazyFrame, reasons: pl.LazyFrame) -> pl.LazyFrame
 
 def _adjustment_sums(adjustments: pl.LazyFrame, reasons: pl.LazyFrame) -> pl.LazyFrame:
     """Per adjudication: contractual, denied and other adjustments, and the largest denial."""
-    rows = classified(usable(adjustments), reasons).with_columns(
-        pl.col("amount").cast(MONEY),
-        pl.concat_str("group_code", pl.lit("-"), "reason_code").alias("reason"),
+    rows = (
+        classified(usable(adjustments), reasons)
+        .with_columns(
+            pl.col("amount").cast(MONEY),
+            pl.concat_str("group_code", pl.lit("-"), "reason_code").alias("reason"),
+        )
+        .sort("reason")  # of two equal denials, the lower code is the primary one, every run
     )
     denial, contractual = pl.col("is_denial"), (pl.col("group_code") == "CO") & ~pl.col("is_denial")
     largest = pl.col("amount").filter(denial).arg_max()
