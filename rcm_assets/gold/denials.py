@@ -5,9 +5,16 @@ import polars as pl
 
 from rcm_assets.gold.adjudications import MONEY, classified
 from rcm_assets.gold.dims import usable
-from rcm_assets.gold.revenue_kpis import month_of
+from rcm_assets.gold.kpis import month_of
 
 CLAIM_LEVEL = "(claim)"  # procedure of a denial made on the whole claim, not one line
+
+
+def _descriptions(reason_codes: pl.LazyFrame) -> pl.LazyFrame:
+    """The CARC list's description of each reason code."""
+    return usable(reason_codes).select(
+        pl.col("code").alias("reason_code"), pl.col("description").alias("reason_description")
+    )
 
 
 def denials(
@@ -31,15 +38,12 @@ def denials(
         "recovered_date",
     )
     procedures = usable(lines).select("remittance_claim_id", "line_number", "procedure_code")
-    descriptions = usable(reason_codes).select(
-        pl.col("code").alias("reason_code"), pl.col("description").alias("reason_description")
-    )
     rows = (
         classified(usable(adjustments), reasons)
         .filter("is_denial")
         .join(denied, on=["remittance_claim_id", "datasource"])
         .join(procedures, on=["remittance_claim_id", "line_number"], how="left")
-        .join(descriptions, on="reason_code", how="left")
+        .join(_descriptions(reason_codes), on="reason_code", how="left")
         .with_columns(
             pl.col("procedure_code").fill_null(CLAIM_LEVEL),
             pl.col("amount").cast(MONEY),
@@ -82,9 +86,6 @@ def denied_claims(adjudications: pl.LazyFrame, reason_codes: pl.LazyFrame) -> pl
     """kpi_denied_claims: one row per denied adjudication, with its status at the data's as-of
     date (the datasource's latest payment date) and its age: days from the denial to its
     recovery or write-off, or to the as-of date while it is open."""
-    descriptions = usable(reason_codes).select(
-        pl.col("code").alias("reason_code"), pl.col("description").alias("reason_description")
-    )
     as_of = pl.col("payment_date").max().over("datasource")
     rows = adjudications.with_columns(as_of.alias("as_of_date")).filter("is_denied")
     recovered = pl.col("recovered_date") <= pl.col("as_of_date")
@@ -92,7 +93,7 @@ def denied_claims(adjudications: pl.LazyFrame, reason_codes: pl.LazyFrame) -> pl
     closed = pl.when(recovered).then("recovered_date").when(written_off).then("written_off_date")
     return (
         rows.with_columns(pl.col("denial_reason").str.split("-").list.last().alias("reason_code"))
-        .join(descriptions, on="reason_code", how="left")
+        .join(_descriptions(reason_codes), on="reason_code", how="left")
         .select(
             "adjudication_key",
             "remittance_claim_key",

@@ -82,7 +82,8 @@ def ar_aging(fact: pl.LazyFrame, ends: pl.LazyFrame | None = None) -> pl.LazyFra
     )
 
 
-def _month(column: str) -> pl.Expr:
+def month_of(column: str) -> pl.Expr:
+    """The month end of a date column, as `month_end`: the month a mart row counts it in."""
     return pl.col(column).dt.month_end().alias("month_end")
 
 
@@ -90,17 +91,17 @@ def monthly(
     fact: pl.LazyFrame, ends: pl.LazyFrame | None = None, trailing_days: int = TRAILING_DAYS
 ) -> pl.LazyFrame:
     """Charges, payments, collection rate, denial rates, A/R over 90, days in A/R, charge lag."""
-    charges = fact.group_by("datasource", _month("service_date")).agg(
+    charges = fact.group_by("datasource", month_of("service_date")).agg(
         pl.col("amount").sum().cast(pl.Float64).alias("charges"),
     )
     payments = (
         fact.filter(pl.col("paid_date").is_not_null())
-        .group_by("datasource", _month("paid_date"))
+        .group_by("datasource", month_of("paid_date"))
         .agg(pl.col("paid_amount").sum().cast(pl.Float64).alias("payments"))
     )
     claims = (
         fact.filter(pl.col("claim_date").is_not_null())
-        .group_by("datasource", _month("claim_date"))
+        .group_by("datasource", month_of("claim_date"))
         .agg(
             pl.len().alias("claims_submitted"),
             pl.col("claim_status").is_in(DENIED).sum().alias("claims_denied"),
@@ -128,11 +129,11 @@ def monthly(
         .join(daily, on=keys, how="left")
         .with_columns(pl.col("charges", "payments", "open_ar", "ar_over_90").fill_null(0.0))
         .with_columns(
-            _ratio(pl.col("payments"), pl.col("charges")).alias("gross_collection_rate"),
-            _ratio(pl.col("claims_denied"), pl.col("claims_submitted")).alias("denial_rate_count"),
-            _ratio(pl.col("denied_amount"), pl.col("claimed_amount")).alias("denial_rate_amount"),
-            _ratio(pl.col("ar_over_90"), pl.col("open_ar")).alias("ar_over_90_share"),
-            _ratio(pl.col("open_ar"), pl.col("avg_daily_charges")).alias("days_in_ar"),
+            ratio(pl.col("payments"), pl.col("charges")).alias("gross_collection_rate"),
+            ratio(pl.col("claims_denied"), pl.col("claims_submitted")).alias("denial_rate_count"),
+            ratio(pl.col("denied_amount"), pl.col("claimed_amount")).alias("denial_rate_amount"),
+            ratio(pl.col("ar_over_90"), pl.col("open_ar")).alias("ar_over_90_share"),
+            ratio(pl.col("open_ar"), pl.col("avg_daily_charges")).alias("days_in_ar"),
         )
         .sort(keys)
     )
@@ -154,13 +155,18 @@ def trailing_charges(
     )
 
 
-def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+def ratio(numerator: pl.Expr | str, denominator: pl.Expr | str) -> pl.Expr:
+    """numerator ÷ denominator, empty (not 0, not infinite) when there is no denominator."""
+    if isinstance(numerator, str):
+        numerator = pl.col(numerator)
+    if isinstance(denominator, str):
+        denominator = pl.col(denominator)
     return pl.when(denominator > 0).then(numerator / denominator).otherwise(None)
 
 
 def payer_mix(fact: pl.LazyFrame) -> pl.LazyFrame:
     """Share of each payer type in the month's charges, with its denial rate."""
-    by_payer = fact.group_by("datasource", _month("service_date"), "payor_type").agg(
+    by_payer = fact.group_by("datasource", month_of("service_date"), "payor_type").agg(
         pl.col("amount").sum().cast(pl.Float64).alias("charges"),
         pl.len().alias("lines"),
         pl.col("claim_status").is_in(DENIED).sum().alias("denied"),
@@ -169,7 +175,7 @@ def payer_mix(fact: pl.LazyFrame) -> pl.LazyFrame:
         (pl.col("charges") / pl.col("charges").sum().over("datasource", "month_end")).alias(
             "share_of_charges"
         ),
-        _ratio(pl.col("denied"), pl.col("lines")).alias("denial_rate_count"),
+        ratio(pl.col("denied"), pl.col("lines")).alias("denial_rate_count"),
     ).sort("datasource", "month_end", "payor_type")
 
 
@@ -177,11 +183,11 @@ def provider_department(fact: pl.LazyFrame) -> pl.LazyFrame:
     """Monthly charges (by service date) and payments (by paid date) per provider/department."""
     keys = ["datasource", "month_end", "provider_key", "department_key"]
     charges = fact.group_by(
-        "datasource", _month("service_date"), "provider_key", "department_key"
+        "datasource", month_of("service_date"), "provider_key", "department_key"
     ).agg(pl.col("amount").sum().cast(pl.Float64).alias("charges"), pl.len().alias("lines"))
     payments = (
         fact.filter(pl.col("paid_date").is_not_null())
-        .group_by("datasource", _month("paid_date"), "provider_key", "department_key")
+        .group_by("datasource", month_of("paid_date"), "provider_key", "department_key")
         .agg(pl.col("paid_amount").sum().cast(pl.Float64).alias("payments"))
     )
     return (

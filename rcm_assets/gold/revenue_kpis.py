@@ -6,6 +6,7 @@ needs are in docs/kpis.md; every mart row says which proxies it rests on in `pro
 import polars as pl
 
 from rcm_assets.gold.adjudications import MONEY, WRITE_OFF_DAYS
+from rcm_assets.gold.kpis import month_of, ratio
 
 AGED_DAYS = 90  # aged A/R: older than this since the date of service
 TRAILING_MONTHS = 3  # net revenue averaged over this many months (HFMA: three)
@@ -25,10 +26,6 @@ PROXIES = "; ".join(
     )
 )
 KEYS = ["datasource", "month_end"]
-
-
-def month_of(column: str) -> pl.Expr:
-    return pl.col(column).dt.month_end().alias("month_end")
 
 
 def calendar(adjudications: pl.LazyFrame, submissions: pl.LazyFrame) -> pl.LazyFrame:
@@ -51,10 +48,6 @@ def calendar(adjudications: pl.LazyFrame, submissions: pl.LazyFrame) -> pl.LazyF
         .explode("month_end")
         .with_columns(pl.col("month_end").dt.month_end())
     )
-
-
-def _ratio(numerator: str, denominator: str) -> pl.Expr:
-    return pl.when(pl.col(denominator) > 0).then(pl.col(numerator) / pl.col(denominator))
 
 
 def _days(later: str, earlier: str) -> pl.Expr:
@@ -177,17 +170,17 @@ def map_keys(
             (trailing / trailing_days).over("datasource").alias("avg_daily_npsr"),
         )
         .with_columns(
-            _ratio("initial_denials", "remitted_claims").alias("initial_denial_rate_count"),
-            _ratio("initial_denied_amount", "remitted_charges").alias("initial_denial_rate_amount"),
-            _ratio("payments", "net_patient_service_revenue").alias("net_collection_rate"),
-            _ratio("payments", "adjudicated_charges").alias("gross_collection_rate"),
-            _ratio("payments", "avg_monthly_npsr").alias("cash_collection_pct_npsr"),
-            _ratio("denial_write_offs", "net_patient_service_revenue").alias(
+            ratio("initial_denials", "remitted_claims").alias("initial_denial_rate_count"),
+            ratio("initial_denied_amount", "remitted_charges").alias("initial_denial_rate_amount"),
+            ratio("payments", "net_patient_service_revenue").alias("net_collection_rate"),
+            ratio("payments", "adjudicated_charges").alias("gross_collection_rate"),
+            ratio("payments", "avg_monthly_npsr").alias("cash_collection_pct_npsr"),
+            ratio("denial_write_offs", "net_patient_service_revenue").alias(
                 "denial_write_off_rate"
             ),
-            _ratio("ar_over_90", "net_ar").alias("aged_ar_over_90_pct"),
-            _ratio("net_ar", "avg_daily_npsr").alias("days_in_net_ar"),
-            _ratio("first_pass_claims", "remitted_claims").alias("first_pass_resolution_rate"),
+            ratio("ar_over_90", "net_ar").alias("aged_ar_over_90_pct"),
+            ratio("net_ar", "avg_daily_npsr").alias("days_in_net_ar"),
+            ratio("first_pass_claims", "remitted_claims").alias("first_pass_resolution_rate"),
             pl.lit(PROXIES).alias("proxies"),
         )
         .drop("avg_monthly_npsr", "avg_daily_npsr")
@@ -264,7 +257,7 @@ def payer_scorecard(adjudications: pl.LazyFrame, lines: pl.LazyFrame) -> pl.Lazy
             pl.col("adjudications", "denied_claims", "underpaid_lines").fill_null(0),
             pl.col("underpaid_amount").fill_null(0.0),
         )
-        .with_columns(_ratio("denied_claims", "adjudications").alias("denial_rate"))
+        .with_columns(ratio("denied_claims", "adjudications").alias("denial_rate"))
         .drop("adjudications")
         .sort(keys)
     )
