@@ -131,7 +131,11 @@ def _show_whole_graph(page: "Page", graph: "Locator") -> None:
             "height": min(MAX_PAGE_SIDE, max(viewport["height"], int(frame["y"] + height + 80))),
         }
     )
-    # A double click on the background re-centres the graph for the new size.
+    _recentre(graph)
+
+
+def _recentre(graph: "Locator") -> None:
+    """Double-click the background, which re-centres the graph for the page's size."""
     graph.dispatch_event("dblclick")
     inner = graph.locator(":scope > div").first
     _settled(lambda: inner.get_attribute("style"))
@@ -156,9 +160,15 @@ def _draw_asset_graph(chromium: str, url: str, labels: Counter[str]) -> dict[str
             try:
                 _show_whole_graph(page, graph)
                 missing = _labels_not_shown(graph, labels)
-                deadline = time.monotonic() + 30  # a busy machine renders late
-                while missing and time.monotonic() < deadline:  # late renders of culled nodes
+                # A busy machine renders culled nodes late, and may have centred the graph
+                # before its final layout: wait, and re-centre now and then.
+                deadline = time.monotonic() + 90
+                attempt = 0
+                while missing and time.monotonic() < deadline:
+                    attempt += 1
                     time.sleep(0.5)
+                    if attempt % 20 == 0:
+                        _recentre(graph)
                     missing = _labels_not_shown(graph, labels)
             finally:
                 page.screenshot(path=str(SCREENSHOT), full_page=True)
