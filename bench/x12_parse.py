@@ -2,8 +2,9 @@
 
 Builds one 835 interchange of N claims from the corpus's valid base (each claim: CLP, NM1,
 two service lines with dates and CAS), parses and validates it with `rcm_assets.x12`
-(pyx12's implementation-guide walk), and appends the segments to a Delta table, in a fresh
-process per size so each peak RSS is its own.
+(pyx12's implementation-guide walk), and appends the segments to a Delta table the way the
+landing asset does (chunks through a local staging file, one commit), in a fresh process per
+size so each peak RSS is its own. A 100 MB 835 is `--claims 450000` (about 5M segments).
 Usage: python bench/x12_parse.py [--claims 100 1000 10000]
 """
 
@@ -61,17 +62,20 @@ def measure(claims: int) -> dict:
     import polars as pl
 
     from rcm_assets.lake import delta
+    from rcm_assets.lake.staging import staging
     from rcm_assets.x12 import parse_x12
 
     data = remittance(claims)
     wall, cpu = time.perf_counter(), time.process_time()
     parsed = parse_x12(data, "bench.x12")
     parse_wall = time.perf_counter() - wall
-    with tempfile.TemporaryDirectory() as folder:
-        rows = parsed.segments.with_columns(load_id=pl.lit("bench"))
-        delta.append(f"{folder}/x12_segments", rows, {"operation": "bench"}, None)
+    # As the landing asset loads it: chunk by chunk through a staging file, one Delta commit.
+    with tempfile.TemporaryDirectory() as folder, staging() as staged:
+        for batch in parsed.batches():
+            staged.add(batch.with_columns(load_id=pl.lit("bench")))
+        delta.append(f"{folder}/x12_segments", staged.reader(), {"operation": "bench"}, None)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    segments = parsed.segments.height
+    segments = staged.rows
     return {
         "claims": claims,
         "segments": segments,

@@ -40,6 +40,7 @@ from rcm_assets.bronze.load_record import LoadAttempt, data_version
 from rcm_assets.errors import FileRejected, RcmError
 from rcm_assets.lake import audit, delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
+from rcm_assets.lake.staging import staging
 from rcm_assets.metadata import LandingFormat, LandingTable, Metadata
 from rcm_assets.resources import LakeResource
 from rcm_assets.resources.landing import LandingFile, LandingStoreResource, safe_relative
@@ -183,17 +184,21 @@ def ingest_landing_file(
         lineage = {"load_id": load_id, "ingested_at": now, "source_file": file.path}
         if datasource:
             lineage = {"datasource": datasource, **lineage}
-        rows = parsed.rows.with_columns(
-            [pl.lit(value).alias(name) for name, value in lineage.items()]
-        ).with_columns(pl.col("ingested_at").cast(pl.Datetime("us", "UTC")))
-        attempt.commit(rows)
+        with staging() as staged:  # a large file streams through, chunk by chunk
+            for batch in parsed.batches():
+                staged.add(
+                    batch.with_columns(
+                        [pl.lit(value).alias(name) for name, value in lineage.items()]
+                    ).with_columns(pl.col("ingested_at").cast(pl.Datetime("us", "UTC")))
+                )
+            attempt.commit(staged)
     if acknowledgment := getattr(parsed, "acknowledgment", None):
         store.write_text(f"{ACKNOWLEDGMENTS_FOLDER}/{file.name}.999", acknowledgment)
     destination = move("processed")
     log.info(
         "%s: %d row(s) loaded, %d rejected; moved to %s",
         file.path,
-        parsed.rows.height,
+        staged.rows,
         parsed.rejected.height,
         destination,
     )
@@ -201,7 +206,7 @@ def ingest_landing_file(
         file.path,
         "loaded",
         load_id,
-        parsed.rows.height,
+        staged.rows,
         parsed.rejected.height,
         moved_to=destination,
     )

@@ -51,6 +51,10 @@ class ParsedFile:
     rejected: pl.DataFrame  # REJECTED_SCHEMA
     records: int  # data records in the file (blank lines are not records)
 
+    def batches(self) -> Iterator[pl.DataFrame]:
+        """The rows to load, as the X12 parse gives them (one chunk: a CSV is parsed whole)."""
+        yield self.rows
+
 
 @dataclass(frozen=True)
 class _Record:

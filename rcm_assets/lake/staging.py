@@ -82,11 +82,15 @@ def remove_abandoned(root: Path | None = None) -> list[Path]:
     return removed
 
 
+def staging_folder() -> tempfile.TemporaryDirectory:
+    """A folder for staged batches, named so that `remove_abandoned` finds it after a crash."""
+    remove_abandoned()
+    return tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
+
+
 @contextmanager
 def staging() -> Iterator[Staged]:
-    remove_abandoned()
-    prefix = f"{STAGING_PREFIX}{os.getpid()}-"
-    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+    with staging_folder() as folder:
         staged = Staged(Path(folder))
         try:
             yield staged

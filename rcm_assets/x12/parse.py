@@ -18,7 +18,11 @@ counts lines, so every reason names the segment a person can find with an editor
 import io
 import json
 import logging
-from dataclasses import dataclass
+import tempfile
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -28,6 +32,7 @@ import pyx12.x12file
 import pyx12.x12n_document
 
 from rcm_assets.errors import FileRejected
+from rcm_assets.lake.staging import Staged, staging_folder
 
 # pyx12 logs every validation error; the reasons reach the user through the rejection instead.
 logging.getLogger("pyx12").setLevel(logging.CRITICAL)
@@ -64,8 +69,8 @@ ENVELOPE_ELEMENTS = {
 }
 ENVELOPE_SET_ERRORS = set(ENVELOPE_ELEMENTS["st"]) - {"23"}
 MAX_REASONS = 5
-# Segments are kept as Python values this many at a time, then as a compact Arrow chunk: a
-# large 835 costs about its size in memory, not a Python object per element.
+# Segments are kept as Python values this many at a time, then spooled to a local Arrow file:
+# memory follows this, not the file (a 100 MB 835 has about 5 million segments).
 CHUNK_SEGMENTS = 100_000
 SET_COLUMNS = [
     "interchange_control_number",
@@ -82,17 +87,38 @@ class X12FileRejected(FileRejected):
         self.acknowledgment = acknowledgment
 
 
+SetKey = tuple[str | None, str | None, str | None]  # (ISA13, GS06, ST02)
+
+
 @dataclass(frozen=True)
 class X12Parse:
-    segments: pl.DataFrame  # SEGMENT_SCHEMA: the accepted sets' segments and the envelope
+    """A parsed file. Its segments stay spooled on local disk until read (`batches`), so a large
+    file is never held whole; the spool is removed with this object."""
+
+    spool: Staged  # every segment of the file, SEGMENT_SCHEMA
+    folder: tempfile.TemporaryDirectory  # the spool's, kept alive as long as this object
+    rejected_keys: pl.DataFrame  # SET_COLUMNS + reason: the sets rejected alone
     rejected: pl.DataFrame  # REJECTED_SCHEMA: every segment of a rejected set, with the reason
     acknowledgment: str | None  # the 999 for an 837 file
     transaction_sets: int
-    rejected_sets: int
+
+    def _spooled(self) -> Iterator[pl.DataFrame]:
+        for batch in self.spool.reader():
+            yield pl.DataFrame(pl.from_arrow(batch), schema=SEGMENT_SCHEMA)
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        """The accepted sets' segments and the envelope, SEGMENT_SCHEMA, a chunk at a time."""
+        for batch in self._spooled():
+            yield batch.join(self.rejected_keys, on=SET_COLUMNS, how="anti")
 
     @property
-    def rows(self) -> pl.DataFrame:
-        return self.segments
+    def rejected_sets(self) -> int:
+        return self.rejected_keys.height
+
+    @property
+    def segments(self) -> pl.DataFrame:
+        """Every accepted segment at once: for a small file (tests, the command line)."""
+        return pl.concat(self.batches())
 
 
 def _decode(data: bytes) -> str:
@@ -116,16 +142,19 @@ def _decode(data: bytes) -> str:
 class _Collector:
     """pyx12's callback: one call per segment, kept column-wise (no object per row)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spool: Staged) -> None:
         self.columns: dict[str, list[Any]] = {name: [] for name in SEGMENT_SCHEMA}
-        self.chunks: list[pl.DataFrame] = []
+        self.spool = spool
+        self.seen = 0
+        self.guides: set[str] = set()  # every GS08, in a set or not
+        self.ends: dict[SetKey, int] = {}  # a set's SE segment number
         self.isa: str | None = None
         self.gs: str | None = None
         self.st: str | None = None
         self.guide: str | None = None
         # (ISA13, GS06, ST02) → (ST01, GS08, segment number): pyx12 skips a set it has no map
         # for without an error, so the set's type is checked here too.
-        self.sets: dict[tuple[str | None, str | None, str | None], tuple[str, str, int]] = {}
+        self.sets: dict[SetKey, tuple[str, str, int]] = {}
 
     def __call__(self, seg: Any, src: Any, node: Any, _valid: bool) -> None:
         _seg_term, ele_term, subele_term, _eol, repetition_term = src.get_term()
@@ -134,6 +163,7 @@ class _Collector:
             self.isa, self.gs, self.st = seg.get_value("ISA13"), None, None
         elif seg_id == "GS":
             self.gs, self.guide = seg.get_value("GS06"), seg.get_value("GS08")
+            self.guides.add(self.guide or "")
         elif seg_id == "ST":
             self.st = seg.get_value("ST02")
             self.sets[(self.isa, self.gs, self.st)] = (
@@ -158,24 +188,30 @@ class _Collector:
         )
         for name, value in zip(self.columns, values, strict=True):
             self.columns[name].append(value)
+        self.seen += 1
         if len(self.columns["segment_number"]) >= CHUNK_SEGMENTS:
-            self.chunks.append(self._flush())
+            self.flush()
         if seg_id == "SE":
+            self.ends[(self.isa, self.gs, self.st)] = src.get_cur_line()
             self.st = None
         elif seg_id == "GE":
             self.gs = None
 
-    def _flush(self) -> pl.DataFrame:
-        chunk = pl.DataFrame(self.columns, schema=SEGMENT_SCHEMA)
+    def flush(self) -> None:
+        self.spool.add(pl.DataFrame(self.columns, schema=SEGMENT_SCHEMA))
         self.columns = {name: [] for name in SEGMENT_SCHEMA}
-        return chunk
 
-    @property
-    def segments_seen(self) -> int:
-        return sum(c.height for c in self.chunks) + len(self.columns["segment_number"])
+    def set_finder(self) -> Callable[[int], SetKey | None]:
+        """Segment number → the transaction set whose ST is the last one at or before it."""
+        starts = sorted((line, key) for key, (_st01, _guide, line) in self.sets.items())
+        lines = [line for line, _ in starts]
 
-    def frame(self) -> pl.DataFrame:
-        return pl.concat([*self.chunks, self._flush()], rechunk=False)
+        def set_at(line: int) -> SetKey | None:
+            index = bisect_right(lines, line)
+            key = starts[index - 1][1] if index else None
+            return key if key and line <= self.ends.get(key, line) else None
+
+        return set_at
 
 
 def _segment_reasons(transaction: dict[str, Any]) -> list[tuple[int, str]]:
@@ -196,9 +232,6 @@ def _segment_reasons(transaction: dict[str, Any]) -> list[tuple[int, str]]:
                     )
                 )
     return reasons
-
-
-SetKey = tuple[str | None, str | None, str | None]  # (ISA13, GS06, ST02)
 
 
 def _named(level: str, error: dict[str, Any]) -> str:
@@ -256,28 +289,14 @@ def _wrong_types(collector: _Collector) -> dict[SetKey, tuple[int, str]]:
     return wrong
 
 
-def _set_rejections(
-    tree: dict[str, Any], collector: _Collector, segments: pl.DataFrame
-) -> dict[SetKey, tuple[int, str]]:
+def _set_rejections(tree: dict[str, Any], collector: _Collector) -> dict[SetKey, tuple[int, str]]:
     """Each transaction set rejected alone → (first segment, reason).
 
     An error goes to the set that holds its segment: after a set pyx12 has no map for, it
     files that set's errors under the set before, which must not be rejected for them.
     """
-    lines = {
-        segment["cur_line"]
-        for interchange in tree["interchanges"]
-        for group in interchange["groups"]
-        for transaction in group["transactions"]
-        for segment in transaction["segments"]
-    }
-    set_at = {
-        row[0]: tuple(row[1:])
-        for row in segments.filter(pl.col("segment_number").is_in(list(lines)))
-        .select("segment_number", *SET_COLUMNS)
-        .iter_rows()
-    }
     reasons: dict[SetKey, list[tuple[int, str]]] = {}
+    set_at = collector.set_finder()
     for interchange in tree["interchanges"]:
         for group in interchange["groups"]:
             for transaction in group["transactions"]:
@@ -291,7 +310,7 @@ def _set_rejections(
                         (transaction["cur_line"], f"{error['err_str']} ({error['err_cde']})")
                     )
                 for line, reason in _segment_reasons(transaction):
-                    reasons.setdefault(set_at.get(line, key), []).append((line, reason))
+                    reasons.setdefault(set_at(line) or key, []).append((line, reason))
     rejected = {}
     for key, found in reasons.items():
         if key not in collector.sets:
@@ -307,11 +326,6 @@ def _set_rejections(
     return rejected
 
 
-def _is_837(segments: pl.DataFrame) -> bool:
-    types = segments.get_column("transaction_type").drop_nulls().unique().to_list()
-    return any(kind.startswith("837") for kind in types)
-
-
 def parse_x12(data: bytes, source_file: str = "") -> X12Parse:
     """Validate and split one X12 file; raise X12FileRejected when it cannot be trusted."""
     text = _decode(data)
@@ -319,7 +333,9 @@ def parse_x12(data: bytes, source_file: str = "") -> X12Parse:
         pyx12.x12file.X12Reader(io.StringIO(text))
     except pyx12.errors.X12Error as error:
         raise X12FileRejected(f"not valid X12: segment 1 (ISA): {error}") from None
-    collector, acknowledgment, errors = _Collector(), io.StringIO(), io.StringIO()
+    folder = staging_folder()
+    collector = _Collector(Staged(Path(folder.name)))
+    acknowledgment, errors = io.StringIO(), io.StringIO()
     try:
         pyx12.x12n_document.x12n_document(
             pyx12.params.params(),
@@ -330,41 +346,48 @@ def parse_x12(data: bytes, source_file: str = "") -> X12Parse:
             callback=collector,
         )
     except pyx12.errors.EngineError as error:  # no map for the group's GS08
-        line = collector.segments_seen + 1
         raise X12FileRejected(
-            f"segment {line} (GS): GS08 names an implementation guide this lakehouse does not "
-            f"read (it reads {', '.join(TRANSACTION_TYPES)}): {error}"
+            f"segment {collector.seen + 1} (GS): GS08 names an implementation guide this "
+            f"lakehouse does not read (it reads {', '.join(TRANSACTION_TYPES)}): {error}"
         ) from None
     except pyx12.errors.X12Error as error:
         raise X12FileRejected(f"not valid X12: {error}") from None
+    collector.flush()
     ack = acknowledgment.getvalue() or None
     tree = json.loads(errors.getvalue() or '{"interchanges": []}')
     if not tree["interchanges"]:
         raise X12FileRejected("no ISA interchange could be read", ack)
     if problems := _envelope_errors(tree, _reader_errors(text)):
         raise X12FileRejected("; ".join(problems[:MAX_REASONS]), ack)
-    segments = collector.frame()
-    unknown = set(segments.get_column("implementation_guide").drop_nulls()) - set(TRANSACTION_TYPES)
-    if unknown:
+    # pyx12 reads a guide it has a map for but this lakehouse does not (4010) without an error.
+    if unknown := collector.guides - set(TRANSACTION_TYPES):
         raise X12FileRejected(
             f"GS08 {', '.join(sorted(unknown))}: not an implementation guide this lakehouse "
             f"reads ({', '.join(TRANSACTION_TYPES)})",
             ack,
         )
-    rejections = _set_rejections(tree, collector, segments) | _wrong_types(collector)
-    rejected_sets = pl.DataFrame(
+    rejections = _set_rejections(tree, collector) | _wrong_types(collector)
+    rejected_keys = pl.DataFrame(
         [(*key, reason) for key, (_line, reason) in rejections.items()],
         schema={**{c: pl.String for c in SET_COLUMNS}, "reason": pl.String},
         orient="row",
     )
-    rejected = segments.join(rejected_sets, on=SET_COLUMNS).select(
-        pl.col("segment_number").alias("line_number"), "raw_text", "reason"
+    parse = X12Parse(
+        spool=collector.spool,
+        folder=folder,
+        rejected_keys=rejected_keys,
+        rejected=pl.DataFrame(schema=REJECTED_SCHEMA),
+        acknowledgment=ack
+        if any(TRANSACTION_TYPES.get(guide, "").startswith("837") for guide in collector.guides)
+        else None,
+        transaction_sets=len(collector.sets),
     )
-    sets = segments.filter(pl.col("segment_id") == "ST").height
-    return X12Parse(
-        segments=segments.join(rejected_sets, on=SET_COLUMNS, how="anti"),
-        rejected=rejected.cast(dict(REJECTED_SCHEMA)),
-        acknowledgment=ack if _is_837(segments) else None,
-        transaction_sets=sets,
-        rejected_sets=len(rejections),
+    if rejected_keys.is_empty():
+        return parse
+    rejected = pl.concat(
+        batch.join(rejected_keys, on=SET_COLUMNS).select(
+            pl.col("segment_number").alias("line_number"), "raw_text", "reason"
+        )
+        for batch in parse._spooled()
     )
+    return replace(parse, rejected=rejected.cast(dict(REJECTED_SCHEMA)))
