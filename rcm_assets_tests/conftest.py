@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import psycopg2
 import pymysql
 import pytest
-from dagster import DagsterInstance, instance_for_test
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, instance_for_test
 
 from rcm_assets.settings import REPO_ROOT
 from rcm_assets_tests.azurite import Azurite, run_azurite
@@ -28,6 +28,28 @@ POSTGRES_SERVER = os.environ.get(
 )
 MARIADB_SERVER = os.environ.get("RCM_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
 SAMPLE_SCALE = 0.1
+
+
+def execute(
+    instance: DagsterInstance,
+    selection: list[AssetKey],
+    partition: str | None = None,
+    run_config: dict | None = None,
+) -> ExecuteInProcessResult:
+    """Materialize `selection` in process, as one run of the project's Definitions."""
+    from rcm_assets.runs import load_definitions  # reads the test's RCM_* settings
+
+    return (
+        load_definitions()
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            asset_selection=selection,
+            run_config=run_config or {},
+            raise_on_error=False,
+        )
+    )
 
 
 def postgres_or_skip() -> str:

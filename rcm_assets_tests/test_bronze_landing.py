@@ -10,7 +10,7 @@ from rcm_assets.lake import audit
 from rcm_assets.resources.landing import LandingPathError, LandingStoreResource
 from rcm_assets.runs import load_definitions
 from rcm_assets_tests.bronze_helpers import run_all
-from rcm_assets_tests.conftest import Project
+from rcm_assets_tests.conftest import Project, execute
 from rcm_assets_tests.landing_corpus import CASES, CLAIM_COLUMNS, Case, claim, lines
 
 CLAIMS = AssetKey(["bronze", "claims"])
@@ -23,17 +23,8 @@ def ingest(
     table: str = "claims",
 ) -> ExecuteInProcessResult:
     key = AssetKey(["bronze", table])
-    return (
-        load_definitions()
-        .resolve_implicit_global_asset_job_def()
-        .execute_in_process(
-            instance=instance,
-            partition_key=partition,
-            asset_selection=[key],
-            run_config={"ops": {key.to_python_identifier(): {"config": {"files": files}}}},
-            raise_on_error=False,
-        )
-    )
+    config = {"ops": {key.to_python_identifier(): {"config": {"files": files}}}}
+    return execute(instance, [key], partition, config)
 
 
 def drop(project: Project, path: str, data: bytes) -> str:

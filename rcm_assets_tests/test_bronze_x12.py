@@ -7,8 +7,7 @@ from dagster import AssetKey, DagsterInstance
 from rcm_assets.automation.sensors import landing_run_requests
 from rcm_assets.metadata import load_metadata
 from rcm_assets.resources.landing import LandingStoreResource
-from rcm_assets.runs import load_definitions
-from rcm_assets_tests.conftest import Project
+from rcm_assets_tests.conftest import Project, execute
 from rcm_assets_tests.test_bronze_landing import check_passed, drop, ingest
 from rcm_assets_tests.x12_corpus import CASES, X12Case
 
@@ -179,16 +178,7 @@ def test_an_unbalanced_claim_is_quarantined_in_silver_with_its_difference(
     case = CASES["unbalanced_claim"]
     path = drop(project, "x12/hospital1_unbalanced.x12", case.data)
     assert ingest(instance, [path], partition="hos-a", table="x12_segments").success
-    run = (
-        load_definitions()
-        .resolve_implicit_global_asset_job_def()
-        .execute_in_process(
-            instance=instance,
-            partition_key="hos-a",
-            asset_selection=[AssetKey(["silver", "remittance_claims"])],
-            raise_on_error=False,
-        )
-    )
+    run = execute(instance, [AssetKey(["silver", "remittance_claims"])], "hos-a")
     # written, then the blocking quarantine-rate check stops what reads it (1 claim in 3)
     assert not check_passed(run, "quarantine_rate")
     claims = pl.read_delta(str(project.lake / "silver" / "remittance_claims"))

@@ -4,11 +4,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance
 
-from rcm_assets.runs import load_definitions
 from rcm_assets.x12 import X12FileRejected, parse_x12
-from rcm_assets_tests.conftest import Project
+from rcm_assets_tests.conftest import Project, execute
 from rcm_assets_tests.test_bronze_landing import check_passed, drop
 from rcm_assets_tests.test_sensors import tick
 
@@ -66,16 +65,7 @@ def remittance_file(trace: str, date: str, *claims: list[str]) -> bytes:
 
 
 def run(instance: DagsterInstance, keys: list[str], partition: str | None) -> None:
-    result: ExecuteInProcessResult = (
-        load_definitions()
-        .resolve_implicit_global_asset_job_def()
-        .execute_in_process(
-            instance=instance,
-            partition_key=partition,
-            asset_selection=[AssetKey(key.split("/")) for key in keys],
-            raise_on_error=False,
-        )
-    )
+    result = execute(instance, [AssetKey(key.split("/")) for key in keys], partition)
     failures = [e.message for e in result.all_events if e.is_step_failure]
     assert not failures, failures
 
@@ -85,17 +75,8 @@ def sensor_run(instance: DagsterInstance, cursor: str | None) -> str:
     evaluation = tick(instance, cursor)
     assert evaluation.run_requests, evaluation.skip_message
     for request in evaluation.run_requests:
-        result = (
-            load_definitions()
-            .resolve_implicit_global_asset_job_def()
-            .execute_in_process(
-                instance=instance,
-                partition_key=request.partition_key,
-                asset_selection=request.asset_selection,
-                run_config=request.run_config,
-            )
-        )
-        assert result.success
+        selection = list(request.asset_selection or [])
+        assert execute(instance, selection, request.partition_key, request.run_config).success
     return evaluation.cursor
 
 
@@ -164,16 +145,7 @@ def test_a_remittance_without_its_837_is_reported_as_an_orphan(
         remittance_file("TRACE0003", "20250310", claim("CLAIM9", "1", 10, 10)),
     )
     sensor_run(instance, None)
-    result = (
-        load_definitions()
-        .resolve_implicit_global_asset_job_def()
-        .execute_in_process(
-            instance=instance,
-            partition_key="hos-a",
-            asset_selection=[AssetKey(["silver", "remittance_claims"])],
-            raise_on_error=False,
-        )
-    )
+    result = execute(instance, [AssetKey(["silver", "remittance_claims"])], "hos-a")
     assert not check_passed(result, "referential_integrity")
     evaluation = next(
         e.asset_check_evaluation_data
