@@ -236,6 +236,7 @@ class GoldBuilder:
             delta_write_options={
                 "schema_mode": "overwrite",
                 "commit_properties": delta.commit_properties({"operation": operation, **commit}),
+                "writer_properties": delta.WRITER_PROPERTIES,
             },
         )
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from rcm_assets.errors import RcmError
@@ -22,6 +22,11 @@ if TYPE_CHECKING:  # pyarrow imports numpy: not at definitions load
     import pyarrow as pa
 
 COMMIT_PREFIX = "rcm."
+# Rows per Parquet row group in every file the lake writes. A reader decodes a row group at a
+# time, so this bounds a streamed scan's memory; delta-rs's default (about 1M rows) made a 10M
+# transaction table cost a row group of 1M rows times every column in each reader.
+ROW_GROUP_ROWS = 131_072
+WRITER_PROPERTIES = WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
 CONFLICT_ATTEMPTS = 4
 T = TypeVar("T")
 
@@ -85,7 +90,11 @@ def append(
 
     `rows` is a frame, or a stream of batches (`lake.staging`) that is never held whole.
     """
-    options = {"schema_mode": "merge", "commit_properties": commit_properties(commit_metadata)}
+    options = {
+        "schema_mode": "merge",
+        "commit_properties": commit_properties(commit_metadata),
+        "writer_properties": WRITER_PROPERTIES,
+    }
     if partition_by and not exists(uri, storage_options):
         options["partition_by"] = partition_by
     if isinstance(rows, pl.DataFrame):
@@ -118,6 +127,7 @@ def overwrite_where(
             "predicate": predicate,
             "schema_mode": "merge",
             "commit_properties": commit_properties(commit_metadata),
+            "writer_properties": WRITER_PROPERTIES,
         },
     )
     return DeltaTable(uri, storage_options=dict(storage_options or {})).version()

@@ -93,7 +93,9 @@ def vacuum_tables(
 def optimize_table(lake: LakeAddresses, name: str) -> OptimizeResult:
     table = open_table(lake, name)
     try:
-        metrics = table.optimize.compact(commit_properties=_properties("optimize"))
+        metrics = table.optimize.compact(
+            commit_properties=_properties("optimize"), writer_properties=delta.WRITER_PROPERTIES
+        )
     except Exception as error:  # e.g. a concurrent writer won the commit
         raise RcmError(f"{name}: optimize failed: {error}") from None
     return OptimizeResult(

@@ -357,6 +357,7 @@ def _create(
         delta_write_options={
             "partition_by": [DATASOURCE],
             "commit_properties": delta.commit_properties({**metadata, **_counts(stats)}),
+            "writer_properties": delta.WRITER_PROPERTIES,
         },
     )
     return replace(stats, version=DeltaTable(uri, storage_options=storage_options).version())
@@ -491,6 +492,7 @@ def _execute_merge(
             target_alias="t",
             merge_schema=evolve_schema,
             commit_properties=delta.commit_properties(metadata),
+            writer_properties=delta.WRITER_PROPERTIES,
         )
         .when_matched_update(
             updates={

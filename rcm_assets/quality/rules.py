@@ -64,12 +64,13 @@ def flag_conflicting_versions(
 
     Which of them is the newest cannot be told, so none is trusted: each gets the reason
     `conflicting_versions` (the merge keeps one of them as the key's version, quarantined, so
-    gold leaves it out; bronze keeps them all). Only the groups are held, not the rows.
+    gold leaves it out; bronze keeps them all). Only the groups and a hash of each row's
+    content are held, not the rows (a 10M-row first load counts 10M hashes, not its columns).
     """
     groups = [key, *order_by]
     conflicting = (
         batch.group_by(groups)
-        .agg(pl.struct(compare).n_unique().alias("__versions"))
+        .agg(pl.struct(compare).hash().n_unique().alias("__versions"))
         .filter(pl.col("__versions") > 1)
         .select(*groups, pl.lit(True).alias("__conflict"))
     )
