@@ -62,7 +62,7 @@ def measure(claims: int) -> dict:
     import polars as pl
 
     from rcm_assets.lake import delta
-    from rcm_assets.lake.staging import staging
+    from rcm_assets.staging import staging
     from rcm_assets.x12 import parse_x12
 
     data = remittance(claims)

@@ -548,7 +548,7 @@ def test_sigkill_while_an_extract_streams_leaves_table_and_watermark(
 
 
 def test_a_killed_loads_staging_folder_is_removed_by_the_next_load(tmp_path: Path) -> None:
-    from rcm_assets.lake.staging import STAGING_PREFIX, remove_abandoned
+    from rcm_assets.staging import STAGING_PREFIX, remove_abandoned
 
     dead = subprocess.Popen(["true"])
     dead.wait()

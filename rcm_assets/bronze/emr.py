@@ -39,10 +39,10 @@ from rcm_assets.bronze.watermark import (
 from rcm_assets.errors import RcmError, SourceError
 from rcm_assets.lake import delta
 from rcm_assets.lake.addresses import LakeAddresses
-from rcm_assets.lake.staging import staging
 from rcm_assets.metadata import LoadConfig, LoadType, Metadata
 from rcm_assets.resources import EmrSourcesResource, LakeResource, SourceDatabase
 from rcm_assets.resources.source_sql import extract_query, watermark_audit_query
+from rcm_assets.staging import staging
 
 WATERMARK_CHECK = "watermarks_extractable"
 

@@ -40,10 +40,10 @@ from rcm_assets.bronze.load_record import LoadAttempt, data_version
 from rcm_assets.errors import FileRejected, RcmError
 from rcm_assets.lake import audit, delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
-from rcm_assets.lake.staging import staging
 from rcm_assets.metadata import LandingFormat, LandingTable, Metadata
 from rcm_assets.resources import LakeResource
 from rcm_assets.resources.landing import LandingFile, LandingStoreResource, safe_relative
+from rcm_assets.staging import staging
 from rcm_assets.x12 import X12FileRejected, parse_x12
 
 ACKNOWLEDGMENTS_FOLDER = "outbound/999"  # where a clearinghouse's 999s for 837 files go

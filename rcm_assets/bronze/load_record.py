@@ -22,7 +22,7 @@ from dagster import DataVersion, MetadataValue
 from rcm_assets.errors import RcmError
 from rcm_assets.lake import audit, delta
 from rcm_assets.lake.addresses import AuditTable, LakeAddresses
-from rcm_assets.lake.staging import Staged
+from rcm_assets.staging import Staged
 
 
 def data_version(

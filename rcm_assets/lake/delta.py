@@ -24,9 +24,10 @@ if TYPE_CHECKING:  # pyarrow imports numpy: not at definitions load
 COMMIT_PREFIX = "rcm."
 # Rows per Parquet row group in every file the lake writes. A reader decodes a row group at a
 # time, so this bounds a streamed scan's memory; delta-rs's default (about 1M rows) made a 10M
-# transaction table cost a row group of 1M rows times every column in each reader.
+# transaction table cost a row group of 1M rows times every column in each reader. Snappy as
+# delta-rs's default (WriterProperties without a compression writes uncompressed files).
 ROW_GROUP_ROWS = 131_072
-WRITER_PROPERTIES = WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
+WRITER_PROPERTIES = WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY")
 CONFLICT_ATTEMPTS = 4
 T = TypeVar("T")
 
@@ -88,7 +89,7 @@ def append(
 ) -> int:
     """Append in one atomic commit (new columns merge into the schema); return the new version.
 
-    `rows` is a frame, or a stream of batches (`lake.staging`) that is never held whole.
+    `rows` is a frame, or a stream of batches (`rcm_assets.staging`) that is never held whole.
     """
     options = {
         "schema_mode": "merge",

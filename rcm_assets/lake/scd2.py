@@ -21,7 +21,7 @@ cast to them, failing loudly when they cannot be).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
@@ -31,7 +31,7 @@ from deltalake import DeltaTable
 
 from rcm_assets.lake import delta
 from rcm_assets.lake import predicates as P
-from rcm_assets.lake.staging import staging
+from rcm_assets.staging import staging
 
 DATASOURCE = "datasource"
 ROW_HASH = "row_hash"
@@ -167,21 +167,34 @@ def has_current_rows(
 
 
 def first_load_batches(
-    batch: pl.LazyFrame, *, key: str, order_by: list[str], chunk_rows: int
+    batch: pl.LazyFrame,
+    *,
+    key: str,
+    order_by: list[str],
+    chunk_rows: int,
+    repeated_rows: Callable[[pl.LazyFrame], pl.LazyFrame] = lambda rows: rows,
 ) -> Iterator[pl.DataFrame]:
     """A datasource's first batch in chunks, one row per key, as `scd2_merge` would keep them.
 
-    Only the keys are held to find the repeated ones (usually none); the rows of unique keys
-    stream through in chunks, then the repeated keys' last rows (by `order_by`, whole row as
-    tie-break) follow in one small frame.
+    Only a 64-bit hash per key is held to find the repeated keys (usually none); the rows of
+    unique keys stream through in chunks, then the repeated keys' rows, through
+    `repeated_rows` (checks that need a key's other rows), are reduced to each key's last row
+    (by `order_by`, whole row as tie-break) in one small frame. Two keys of the same hash both
+    go that way, and are told apart there by the key itself.
     """
+    key_hash = pl.col(key).hash()
     repeated = (
-        batch.group_by(key).len().filter(pl.col("len") > 1).select(key).collect(engine="streaming")
+        batch.group_by(key_hash.alias("_key_hash"))
+        .len()
+        .filter(pl.col("len") > 1)
+        .select("_key_hash")
+        .collect(engine="streaming")
     )
-    unique = batch.filter(~pl.col(key).is_in(repeated.get_column(key).implode()))
+    is_repeated = key_hash.is_in(repeated.get_column("_key_hash").implode())
+    unique = batch.filter(~is_repeated)
     yield from unique.collect_batches(chunk_size=chunk_rows, engine="streaming")
     if repeated.height:
-        rows = batch.filter(pl.col(key).is_in(repeated.get_column(key).implode())).collect()
+        rows = repeated_rows(batch.filter(is_repeated)).collect()
         yield _latest_per_key(rows, key, order_by)
 
 

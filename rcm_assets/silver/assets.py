@@ -180,14 +180,19 @@ def _merge_slice(
         "storage_options": options,
     }
     order_by = [name for name in (table.order_by, "load_id") if name]
-    lazy = flag_conflicting_versions(lazy, table.key, order_by, scd2["compare"])
+    flag = partial(
+        flag_conflicting_versions, key=table.key, order_by=order_by, compare=scd2["compare"]
+    )
     if not has_current_rows(target, datasource, options):
-        # The first load of a hospital is the whole table: streamed in chunks, not merged.
-        chunks = first_load_batches(lazy, key=table.key, order_by=order_by, chunk_rows=CHUNK_ROWS)
+        # The first load of a hospital is the whole table: streamed in chunks, not merged. Only
+        # a repeated key can have conflicting versions, so only those rows are flagged.
+        chunks = first_load_batches(
+            lazy, key=table.key, order_by=order_by, chunk_rows=CHUNK_ROWS, repeated_rows=flag
+        )
         checked = (validate_contract(chunk, table, metadata) for chunk in chunks)
         stats = scd2_append_first_load(target, checked, **scd2)
     else:
-        batch = validate_contract(lazy.collect(), table, metadata)
+        batch = validate_contract(flag(lazy).collect(), table, metadata)
         stats = scd2_merge(
             target,
             batch,

@@ -73,14 +73,25 @@ def to_cdm(
 def fill_missing_keys(frame: pl.LazyFrame, key: str) -> pl.LazyFrame:
     """Give a row without a source id its own key, so it is kept (in quarantine) not dropped.
 
-    `MISSING-<load id>-<row>-<datasource>` never matches a real key, so such rows never close or
-    replace another row.
+    `MISSING-<load id>-<row>-<datasource>` (row: its position in the batch) never matches a
+    real key, so such rows never close or replace another row. A row index streams; a
+    numbering per load (a window) would hold the whole batch in memory.
     """
-    row = pl.int_range(pl.len()).over("load_id").cast(pl.String)
     missing = pl.concat_str(
-        [pl.lit("MISSING-"), pl.col("load_id"), pl.lit("-"), row, pl.lit("-"), pl.col("datasource")]
+        [
+            pl.lit("MISSING-"),
+            pl.col("load_id"),
+            pl.lit("-"),
+            pl.col("__row").cast(pl.String),
+            pl.lit("-"),
+            pl.col("datasource"),
+        ]
     )
-    return frame.with_columns(pl.coalesce(pl.col(key), missing).alias(key))
+    return (
+        frame.with_row_index("__row")
+        .with_columns(pl.coalesce(pl.col(key), missing).alias(key))
+        .drop("__row")
+    )
 
 
 def silver_batch(

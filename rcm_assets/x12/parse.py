@@ -32,7 +32,7 @@ import pyx12.x12file
 import pyx12.x12n_document
 
 from rcm_assets.errors import FileRejected
-from rcm_assets.lake.staging import Staged, staging_folder
+from rcm_assets.staging import Staged, staging_folder
 
 # pyx12 logs every validation error; the reasons reach the user through the rejection instead.
 logging.getLogger("pyx12").setLevel(logging.CRITICAL)

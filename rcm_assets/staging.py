@@ -54,7 +54,8 @@ class Staged:
         if self._writer is None:
             raise ValueError("nothing was staged")
         self.close()
-        return pa.ipc.open_stream(pa.memory_map(str(self.path)))
+        # Read, not memory-mapped: a mapped file counts in the resident memory as it is read.
+        return pa.ipc.open_stream(pa.OSFile(str(self.path)))
 
     def close(self) -> None:
         if self._writer is not None:
