@@ -8,6 +8,7 @@ instance in `$DAGSTER_HOME`, so the UI shows them next to the scheduled ones.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 import warnings
@@ -272,6 +273,30 @@ def check_partitions(defs: Definitions, partitions: Iterable[str]) -> None:
         )
 
 
+def _report_canceled(instance: DagsterInstance, attempt: str) -> None:
+    """Mark the run a signal interrupted while Dagster was creating it as canceled. The signal
+    may have cut a SQLite write short, whose connection holds the lock until it is collected:
+    collect it and retry once; if the lock persists the run stays unfinished in the instance
+    (the console still says `not started`, with a warning)."""
+    import gc
+
+    from sqlalchemy.exc import OperationalError
+
+    for retry in (True, False):
+        try:
+            for run in instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt})):
+                if not run.is_finished:
+                    instance.report_run_canceled(run, "interrupted by a signal before it started")
+            return
+        except OperationalError as error:
+            if not retry:
+                logging.getLogger(__name__).warning(
+                    "could not mark the interrupted run canceled in the instance: %s", error
+                )
+                return
+            gc.collect()
+
+
 def materialize_all(
     defs: Definitions,
     instance: DagsterInstance,
@@ -333,9 +358,7 @@ def materialize_all(
             result = _execute(job, instance, partition, keys, run_tags, run_config, executor)
         except KeyboardInterrupt:  # a signal before Dagster's own handling took over
             interrupted = True
-            for run in instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt})):
-                if not run.is_finished:
-                    instance.report_run_canceled(run, "interrupted by a signal before it started")
+            _report_canceled(instance, attempt)
             outcomes += [Outcome(k.to_user_string(), partition, "not started") for k in keys]
             continue
         reported = _outcomes(result, partition)
