@@ -8,6 +8,7 @@ instance in `$DAGSTER_HOME`, so the UI shows them next to the scheduled ones.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import uuid
@@ -32,6 +33,7 @@ from dagster import (
     define_asset_job,
     execute_job,
 )
+from sqlalchemy.exc import OperationalError
 
 from rcm_assets.errors import RcmError
 from rcm_assets.gold.assets import FULL_REBUILD_TAG
@@ -278,10 +280,6 @@ def _report_canceled(instance: DagsterInstance, attempt: str) -> None:
     may have cut a SQLite write short, whose connection holds the lock until it is collected:
     collect it and retry once; if the lock persists the run stays unfinished in the instance
     (the console still says `not started`, with a warning)."""
-    import gc
-
-    from sqlalchemy.exc import OperationalError
-
     for retry in (True, False):
         try:
             for run in instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt})):
