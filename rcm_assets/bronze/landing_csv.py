@@ -24,6 +24,7 @@ from rcm_assets.metadata import LandingTable
 
 REJECTED_SCHEMA = pl.Schema({"line_number": pl.Int64, "raw_text": pl.String, "reason": pl.String})
 OTHER_DELIMITERS = (";", "\t", "|")
+CHUNK_ROWS = 250_000
 
 
 # What a landing file that is not CSV text starts with, and what to call it.
@@ -47,13 +48,14 @@ def check_is_text(data: bytes) -> None:
 
 @dataclass(frozen=True)
 class ParsedFile:
-    rows: pl.DataFrame  # the table's columns as text, plus line_number
+    rows: pl.LazyFrame  # the table's columns as text, plus line_number, in file order
     rejected: pl.DataFrame  # REJECTED_SCHEMA
     records: int  # data records in the file (blank lines are not records)
+    landed: int  # rows in `rows`, known without reading them again
 
     def batches(self) -> Iterator[pl.DataFrame]:
-        """The rows to load, as the X12 parse gives them (one chunk: a CSV is parsed whole)."""
-        yield self.rows
+        """The rows to load, `CHUNK_ROWS` at a time: a large file is never held whole."""
+        yield from self.rows.collect_batches(chunk_size=CHUNK_ROWS, engine="streaming")
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,10 @@ def parse_in_bulk(data: bytes, table: LandingTable) -> ParsedFile | None:
     lines = data.count(b"\n") - 1 + (0 if data.endswith(b"\n") else 1)
     if data.count(b",") - (len(header) - 1) != (len(header) - 1) * lines:
         return None
-    try:
-        frame = pl.read_csv(
+    key = pl.col(table.key_column)
+    key_hash = pl.when(key.is_not_null()).then(key.hash()).alias("_key_hash")
+    rows = (
+        pl.scan_csv(
             data,
             has_header=True,
             new_columns=header,
@@ -159,21 +163,37 @@ def parse_in_bulk(data: bytes, table: LandingTable) -> ParsedFile | None:
             infer_schema=False,
             quote_char=None,
             raise_if_empty=False,
+            row_index_name="line_number",
+            row_index_offset=2,
         )
+        .with_columns(pl.col(header[-1]).str.strip_suffix("\r"))
+        # an empty field is NULL; `when`, not `replace`, which stops Polars streaming (2.1)
+        .with_columns(
+            *(pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in header),
+            pl.col("line_number").cast(pl.Int64),
+        )
+    )
+    # One streamed pass counts the records and finds the keys that may repeat (a 64-bit hash
+    # per key is held, usually no repeats); the rows themselves stream later, chunk by chunk.
+    try:
+        counts = rows.group_by(key_hash).len().collect(engine="streaming")
     except pl.exceptions.PolarsError:  # invalid UTF-8, a ragged line: the record parser says which
         return None
-    if frame.height != lines:
+    if counts.get_column("len").sum() != lines:
         return None
-    frame = frame.with_columns(
-        pl.col(header[-1]).str.strip_suffix("\r"),
-        pl.int_range(2, lines + 2, dtype=pl.Int64).alias("line_number"),
-    ).with_columns(pl.col(header).replace("", None))
-    key = pl.col(table.key_column)
-    repeated = frame.filter(key.is_not_null() & ~key.is_first_distinct())
-    rows = frame.filter(key.is_null() | key.is_first_distinct()).select(
-        *table.columns, "line_number"
+    repeating = counts.filter(pl.col("_key_hash").is_not_null() & (pl.col("len") > 1))
+    candidates = (
+        rows.filter(key_hash.is_in(repeating.get_column("_key_hash").implode()))
+        .collect(engine="streaming")
+        .sort("line_number")
+        if repeating.height
+        else rows.clear().collect()
     )
-    return ParsedFile(rows, _duplicates(frame, repeated, header, table.key_column), lines)
+    repeated = candidates.filter(~key.is_first_distinct())  # the first occurrence lands
+    later = repeated.get_column("line_number").implode()
+    landed = rows.filter(~pl.col("line_number").is_in(later)).select(*table.columns, "line_number")
+    rejected = _duplicates(candidates, repeated, header, table.key_column)
+    return ParsedFile(landed, rejected, lines, lines - repeated.height)
 
 
 def _duplicates(
@@ -250,4 +270,5 @@ def parse_by_record(data: bytes, table: LandingTable) -> ParsedFile:
     frame = frame.select(table.columns).with_columns(
         pl.all().replace("", None), pl.Series("line_number", lines, dtype=pl.Int64)
     )
-    return ParsedFile(frame, pl.DataFrame(rejected, schema=REJECTED_SCHEMA, orient="row"), count)
+    rejected_rows = pl.DataFrame(rejected, schema=REJECTED_SCHEMA, orient="row")
+    return ParsedFile(frame.lazy(), rejected_rows, count, frame.height)
