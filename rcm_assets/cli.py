@@ -218,6 +218,11 @@ def _report(args: argparse.Namespace) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")
     print(f"wrote {target}")
+    if args.pdf:
+        from rcm_assets.gold.report_pdf import write_pdf
+
+        write_pdf(target, target.with_suffix(".pdf"))
+        print(f"wrote {target.with_suffix('.pdf')}")
     return 0
 
 
@@ -269,6 +274,9 @@ def parser() -> argparse.ArgumentParser:
     archive.set_defaults(handler=_archive)
     report = commands.add_parser("report", help="write the KPI report (HTML) from gold")
     report.add_argument("--output", type=Path, help="default: $RCM_HOME/reports/rcm_kpis.html")
+    report.add_argument(
+        "--pdf", action="store_true", help="also print it to a PDF beside the HTML (Chromium)"
+    )
     report.set_defaults(handler=_report)
 
     add_lake_commands(commands)

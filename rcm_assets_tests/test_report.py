@@ -596,7 +596,7 @@ def _read_in_chromium(path: Path) -> tuple[str, list[str], list[tuple[str, list[
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.on("request", lambda request: requested.append(request.url))
             page.goto(path.as_uri(), wait_until="load")
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True, timeout=120_000)
             text = page.inner_text("body")
             tables = page.locator("table").evaluate_all(TABLES_JS)
         finally:
@@ -678,6 +678,30 @@ def test_report_html_of_a_sample_run_opens_offline(sample_report: SampleReport) 
     assert "<script" not in page and "<link" not in page
     assert len(re.findall(r"<svg", page)) >= 5
     assert not UNFORMATTED.findall(page)
+
+
+def test_report_prints_to_a_pdf_in_chromium(sample_report: SampleReport) -> None:
+    _chromium_or_skip()
+    pdf = sample_report.path.with_suffix(".pdf")
+
+    printed = _rcm(sample_report.env, "report", "--pdf")
+
+    assert f"wrote {pdf}" in printed.stdout
+    content = pdf.read_bytes()
+    assert content.startswith(b"%PDF-") and content.rstrip().endswith(b"%%EOF")
+    assert len(content) > 50_000  # the charts are on the pages, not only text
+    shutil.copy(pdf, SCREENSHOT.with_name("rcm_report.pdf"))
+
+
+def test_report_pdf_without_chromium_names_what_to_install(sample_report: SampleReport) -> None:
+    env = {**sample_report.env, "PATH": str(BIN)}  # rcm, but no browser
+
+    result = _rcm(env, "report", "--pdf", check=False)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("rcm report: no Chromium on PATH to print the PDF")
+    assert f"the HTML report is at {sample_report.path}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_report_names_the_mart_that_is_not_built(project: Project) -> None:

@@ -171,7 +171,8 @@ def _draw_asset_graph(chromium: str, url: str, labels: Counter[str]) -> dict[str
                         _recentre(graph)
                     missing = _labels_not_shown(graph, labels)
             finally:
-                page.screenshot(path=str(SCREENSHOT), full_page=True)
+                # a 16,000 px page on a busy machine takes longer than the 30 s default
+                page.screenshot(path=str(SCREENSHOT), full_page=True, timeout=180_000)
         finally:
             browser.close()
     return missing
