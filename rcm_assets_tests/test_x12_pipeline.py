@@ -10,6 +10,7 @@ from rcm_assets.x12 import X12FileRejected, parse_x12
 from rcm_assets_tests.conftest import Project, execute
 from rcm_assets_tests.test_bronze_landing import check_passed, drop
 from rcm_assets_tests.test_sensors import tick
+from rcm_assets_tests.x12_corpus import CASES
 
 HOS_A_NPI = "1234567893"
 SILVER = [
@@ -178,3 +179,51 @@ def test_public_sample_files_load_or_are_rejected_with_the_reason(name: str, out
         assert parsed.rejected_sets == 0 and parsed.segments.height > 0
     else:
         assert outcome in parsed.rejected["reason"][0]
+
+
+def _outcome(data: bytes, name: str) -> tuple:
+    try:
+        parsed = parse_x12(data, name)
+    except X12FileRejected as rejection:
+        return ("rejected", str(rejection))
+    return (
+        parsed.segments.to_dicts(),
+        parsed.rejected.to_dicts(),
+        # the 999's envelope carries the time it was written and a random control number
+        [
+            segment
+            for segment in (parsed.acknowledgment or "").splitlines()
+            if not segment.startswith(("ISA", "GS", "GE", "IEA"))
+        ],
+        parsed.transaction_sets,
+    )
+
+
+def test_a_guide_map_is_built_once_and_reused_maps_give_a_fresh_maps_outcome(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rcm_assets.x12 import parse
+
+    files = [(path.read_bytes(), path.name) for path in sorted(PUBLIC.iterdir())]
+    files += [(case.data, name) for name, case in CASES.items()]
+    built: list[str] = []
+    load = parse._load_map_file
+
+    def build(map_file: str, *args: object) -> object:
+        built.append(map_file)
+        return load(map_file, *args)
+
+    monkeypatch.setattr(parse, "_MAPS", {})
+    fresh = []
+    for data, name in files:
+        parse._MAPS.clear()  # every file on new maps, as before they were kept
+        fresh.append(_outcome(data, name))
+    built.clear()
+    monkeypatch.setattr(parse, "_load_map_file", build)
+    parse._MAPS.clear()
+
+    reused = [_outcome(data, name) for data, name in files * 2]
+
+    assert reused == fresh * 2
+    assert sorted(built) == sorted(set(built))  # one build per guide (and the control map)
+    assert {"835.5010.X221.A1.xml", "x12.control.00501.xml"} <= set(built)

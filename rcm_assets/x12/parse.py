@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 import pyx12.errors
+import pyx12.map_if
 import pyx12.params
 import pyx12.x12file
 import pyx12.x12n_document
@@ -36,6 +37,23 @@ from rcm_assets.staging import Staged, staging_folder
 
 # pyx12 logs every validation error; the reasons reach the user through the rejection instead.
 logging.getLogger("pyx12").setLevel(logging.CRITICAL)
+
+
+_load_map_file = pyx12.map_if.load_map_file
+_MAPS: dict[tuple[str, str | None, Any], Any] = {}
+
+
+def _load_map_once(map_file: str, param: Any, map_path: str | None = None) -> Any:
+    """pyx12 parses a guide's XML map (about 0.1 s) for every file it reads: half the time of a
+    small file. A parse does not change a map (the walker counts loops in its own
+    `nodeCounter`), so each process builds one per guide and every file reuses it."""
+    key = (map_file, map_path, param.get("exclude_external_codes"))
+    if key not in _MAPS:
+        _MAPS[key] = _load_map_file(map_file, param, map_path)
+    return _MAPS[key]
+
+
+pyx12.map_if.load_map_file = _load_map_once
 
 SEGMENT_SCHEMA = pl.Schema(
     {
