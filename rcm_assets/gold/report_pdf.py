@@ -22,7 +22,7 @@ class PdfExportError(RcmError):
 
 
 def write_pdf(page: Path, target: Path) -> None:
-    """Print the HTML report at `page` to `target` (A4-sized pages, backgrounds kept)."""
+    """Print the HTML report at `page` to `target`, on Chromium's default page size."""
     browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
     if browser is None:
         raise PdfExportError(
