@@ -218,7 +218,6 @@ def test_a_guide_map_is_built_once_and_reused_maps_give_a_fresh_maps_outcome(
     for data, name in files:
         parse._MAPS.clear()  # every file on new maps, as before they were kept
         fresh.append(_outcome(data, name))
-    built.clear()
     monkeypatch.setattr(parse, "_load_map_file", build)
     parse._MAPS.clear()
 

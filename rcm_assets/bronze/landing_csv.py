@@ -51,7 +51,11 @@ class ParsedFile:
     rows: pl.LazyFrame  # the table's columns as text, plus line_number, in file order
     rejected: pl.DataFrame  # REJECTED_SCHEMA
     records: int  # data records in the file (blank lines are not records)
-    landed: int  # rows in `rows`, known without reading them again
+
+    @property
+    def landed(self) -> int:
+        """Rows in `rows`, without reading them: every record is landed or rejected."""
+        return self.records - self.rejected.height
 
     def batches(self) -> Iterator[pl.DataFrame]:
         """The rows to load, `CHUNK_ROWS` at a time: a large file is never held whole."""
@@ -193,7 +197,7 @@ def parse_in_bulk(data: bytes, table: LandingTable) -> ParsedFile | None:
     later = repeated.get_column("line_number").implode()
     landed = rows.filter(~pl.col("line_number").is_in(later)).select(*table.columns, "line_number")
     rejected = _duplicates(candidates, repeated, header, table.key_column)
-    return ParsedFile(landed, rejected, lines, lines - repeated.height)
+    return ParsedFile(landed, rejected, lines)
 
 
 def _duplicates(
@@ -271,4 +275,4 @@ def parse_by_record(data: bytes, table: LandingTable) -> ParsedFile:
         pl.all().replace("", None), pl.Series("line_number", lines, dtype=pl.Int64)
     )
     rejected_rows = pl.DataFrame(rejected, schema=REJECTED_SCHEMA, orient="row")
-    return ParsedFile(frame.lazy(), rejected_rows, count, frame.height)
+    return ParsedFile(frame.lazy(), rejected_rows, count)
