@@ -113,11 +113,19 @@ def _labels_not_shown(graph: "Locator", labels: Counter[str]) -> dict[str, str]:
 def _show_whole_graph(page: "Page", graph: "Locator") -> None:
     """Expand every group and size the page so that the whole graph fits at 100 % zoom."""
     svg = graph.locator(":scope > div > svg").first
-    collapsed = _settled(lambda: (svg.get_attribute("width"), svg.get_attribute("height")))
+
+    def svg_size() -> tuple[str | None, str | None]:
+        return svg.get_attribute("width"), svg.get_attribute("height")
+
+    collapsed = _settled(svg_size)
     # ⌥E is the explorer's "Expand all groups" shortcut; the groups start collapsed.
     page.keyboard.press("Alt+e")
     page.wait_for_url(lambda url: "expanded=" in url)
-    size = _settled(lambda: (svg.get_attribute("width"), svg.get_attribute("height")))
+    # The URL changes first; a busy machine lays the expanded graph out seconds later.
+    deadline = time.monotonic() + 60
+    while svg_size() == collapsed and time.monotonic() < deadline:
+        time.sleep(0.25)
+    size = _settled(svg_size)
     assert size != collapsed, "expanding the groups did not change the layout"
     width, height = (float(side) for side in size)
     frame = graph.bounding_box()
