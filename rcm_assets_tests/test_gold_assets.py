@@ -198,3 +198,58 @@ def test_providers_are_enriched_from_the_npi_registry(
     joined = providers.join(npi, on="npi", suffix="_registry")
     assert joined["primary_taxonomy_code"].equals(joined["primary_taxonomy_code_registry"])
     assert providers["primary_taxonomy_description"].null_count() == 0
+
+
+def test_key_cuts_split_rows_into_ordered_ranges_that_keep_every_row() -> None:
+    from itertools import pairwise
+
+    from rcm_assets.gold.builds import _key_range, key_cuts
+
+    keys = [f"P{n:05d}-hos-a" for n in range(2_000)] * 2 + [None]  # two versions a key
+    rows = pl.LazyFrame({"patient_key": keys, "version": range(len(keys))})
+
+    cuts = key_cuts(rows, "patient_key", per_range=400)
+
+    assert 8 <= len(cuts) <= 10 and cuts == sorted(set(cuts))  # 11 ranges of 4,001 rows
+    edges = [None, *cuts, None]
+    parts = [rows.filter(_key_range("patient_key", lo, hi)).collect() for lo, hi in pairwise(edges)]
+    assert sum(p.height for p in parts) == len(keys)  # each row in exactly one range
+    assert parts[0].get_column("patient_key").null_count() == 1
+    assert max(p.height for p in parts) < 600  # about per_range each, a key's rows together
+    assert key_cuts(rows, "patient_key", per_range=len(keys)) == []
+
+
+def test_large_tables_are_rebuilt_in_key_ranges_with_the_same_rows(
+    sampled: Project, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deltalake import DeltaTable
+
+    from rcm_assets.cli import main
+    from rcm_assets.gold import builds
+    from rcm_assets.lake import delta
+
+    run_all(instance)  # the sample's tables are small: one part each
+    keyed = {"dim_patient": "patient_key", "dim_provider": "provider_key"}
+    keyed["fact_transactions"] = "transaction_key"
+    whole = {t: gold(sampled, t).drop("refreshed_at") for t in keyed}
+    versions = {t: DeltaTable(str(sampled.lake / "gold" / t)).version() for t in keyed}
+    monkeypatch.setattr(builds, "RANGE_ROWS", 40)
+    monkeypatch.setattr(builds, "SAMPLE_PER_RANGE", 10)
+    parts: dict[str, int] = {}
+    rebuilt = builds.GoldBuilder._rebuilt
+
+    def counted(self: builds.GoldBuilder, frames: builds.Frames) -> list[pl.LazyFrame]:
+        parts[self.table.table] = len(made := rebuilt(self, frames))
+        return made
+
+    monkeypatch.setattr(builds.GoldBuilder, "_rebuilt", counted)
+
+    assert main(["lake", "rebuild"]) == 0
+
+    assert parts["dim_patient"] >= 10 and parts["fact_transactions"] >= 10, parts
+    assert parts["dim_provider"] >= 3 and parts["kpi_monthly"] == 1, parts
+    for table, key in keyed.items():
+        assert DeltaTable(str(sampled.lake / "gold" / table)).version() == versions[table] + 1
+        rows = gold(sampled, table).drop("refreshed_at")
+        assert rows.get_column(key).is_unique().all(), table
+        assert_frame_equal(rows, whole[table], check_row_order=False)

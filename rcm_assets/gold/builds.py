@@ -21,9 +21,10 @@ Every build commit records what it read, so the next build knows what changed si
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -47,6 +48,12 @@ CHANGED_MONTHS = "changed_months"
 MONTH_BOUNDS = "month_bounds"
 REFRESH, REBUILD, UNCHANGED = "refresh", "rebuild", "unchanged"
 SCD2_MERGE = "scd2_merge"
+# A dimension or the fact whose keyed silver input holds more rows than this is rebuilt in key
+# ranges of about this many rows, streamed one after another into the one commit: a dimension's
+# `unique` and the fact's join with its claims hold one range, not the table.
+RANGE_ROWS = 2_000_000
+# Keys sampled per range to place the cuts between ranges.
+SAMPLE_PER_RANGE = 1_000
 # A KPI refresh touching more of the mart's cells than this recomputes them all: a rebuild
 # reads the fact once, a refresh also works out what changed.
 MAX_REFRESH_SHARE = 0.5
@@ -223,22 +230,59 @@ class GoldBuilder:
             written = self._refresh(last, recorded, versions, frames, commit)
             if written is not None:
                 return Build(REFRESH, versions, written)
-        rows = build_frame(self.table, self.metadata, frames).with_columns(_refreshed_at())
-        self._overwrite(rows, commit, REBUILD)
+        self._overwrite(self._rebuilt(frames), commit, REBUILD)
         return Build(REBUILD, versions, delta.row_count(self.uri, self.lake.storage_options))
 
-    def _overwrite(self, rows: pl.LazyFrame, commit: Mapping[str, str], operation: str) -> None:
-        """One overwrite commit, streamed: the table is never held whole in memory."""
-        rows.sink_delta(
+    def _overwrite(
+        self, parts: Sequence[pl.LazyFrame], commit: Mapping[str, str], operation: str
+    ) -> None:
+        """One overwrite commit, streamed part after part: the table is never held whole."""
+        delta.overwrite_with(
             self.uri,
-            mode="overwrite",
-            storage_options=dict(self.lake.storage_options or {}),
-            delta_write_options={
-                "schema_mode": "overwrite",
-                "commit_properties": delta.commit_properties({"operation": operation, **commit}),
-                "writer_properties": delta.WRITER_PROPERTIES,
-            },
+            parts,
+            parts[0].collect_schema(),
+            {"operation": operation, **commit},
+            self.lake.storage_options,
         )
+
+    def _keyed_source(self) -> tuple[str, str]:
+        """The silver input that holds the table's key (a dimension's source, the
+        transactions of the fact), and that key."""
+        if self.table.kind == "dimension":
+            return f"silver/{self.table.source}", self.table.key
+        return "silver/transactions", self.table.key
+
+    def _restricted(self, frames: Frames, rows: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+        """The inputs with the keyed source cut to `rows`; for the fact, the claims cut to
+        those the rows' transactions belong to."""
+        source, _ = self._keyed_source()
+        restricted = {**frames, source: rows}
+        if self.table.kind == "fact":
+            needed = rows.select("claim_key").unique()
+            restricted["silver/claims"] = frames["silver/claims"].join(
+                needed, on="claim_key", how="semi"
+            )
+        return restricted
+
+    def _rebuilt(self, frames: Frames) -> list[pl.LazyFrame]:
+        """The whole table's rows, in parts written in order: a large dimension or fact in
+        key ranges (`RANGE_ROWS`), anything else in one part."""
+        refreshed = _refreshed_at()
+        cuts: list[Any] = []
+        if self.table.kind == "dimension" or self.table.table == FACT:
+            source, key = self._keyed_source()
+            cuts = key_cuts(frames[source], key, RANGE_ROWS)
+        if not cuts:
+            return [build_frame(self.table, self.metadata, frames).with_columns(refreshed)]
+        edges = [None, *cuts, None]
+        return [
+            build_frame(
+                self.table,
+                self.metadata,
+                self._restricted(frames, frames[source].filter(_key_range(key, low, high))),
+            ).with_columns(refreshed)
+            for low, high in itertools.pairwise(edges)
+        ]
 
     def _watermarks(self, frames: Frames) -> dict[str, dict[str, str]]:
         return {
@@ -299,21 +343,14 @@ class GoldBuilder:
             for name, version in versions.items()
             if name.startswith("silver/") and version != recorded.get(name)
         }
-        key = self.table.key
+        source, key = self._keyed_source()
         if self.table.kind == "dimension":
-            source = f"silver/{self.table.source}"
             keys = changed[source].select(key).unique().collect()
         else:
-            source = "silver/transactions"
             keys = self._changed_transactions(frames, changed).unique().collect()
         if keys.is_empty():
             return 0
-        restricted = {**frames, source: frames[source].join(keys.lazy(), on=key, how="semi")}
-        if self.table.kind == "fact":  # only the claims of the changed transactions
-            needed = restricted["silver/transactions"].select("claim_key").unique()
-            restricted["silver/claims"] = frames["silver/claims"].join(
-                needed, on="claim_key", how="semi"
-            )
+        restricted = self._restricted(frames, frames[source].join(keys.lazy(), on=key, how="semi"))
         rows = build_frame(self.table, self.metadata, restricted).with_columns(_refreshed_at())
         rows = rows.collect()
         stored = delta.scan(self.uri, self.lake.storage_options)
@@ -331,7 +368,7 @@ class GoldBuilder:
         # would rewrite every file holding a changed key, which a batch spread over the table
         # makes all of them, and held about twice the memory (measured, docs/performance.md).
         kept = stored.join(keys.lazy(), on=key, how="anti")
-        self._overwrite(pl.concat([kept, rows.cast(dict(schema)).lazy()]), commit, REFRESH)
+        self._overwrite([kept, rows.cast(dict(schema)).lazy()], commit, REFRESH)
         return rows.height + keys.join(rows.select(key), on=key, how="anti").height
 
     @staticmethod
@@ -385,6 +422,38 @@ class GoldBuilder:
             self.lake.storage_options,
         )
         return rows.height
+
+
+def key_cuts(rows: pl.LazyFrame, key: str, per_range: int) -> list[Any]:
+    """Keys that cut `rows` into ranges of about `per_range` rows (none when it holds fewer),
+    placed by a sample of about `SAMPLE_PER_RANGE` keys per range, picked by the key's hash so
+    the sample streams and every row of a key is in or out of it together."""
+    total = rows.select(pl.len()).collect().item()
+    ranges = -(-total // per_range)
+    if ranges <= 1:
+        return []
+    every = max(1, total // (ranges * SAMPLE_PER_RANGE))
+    sample = (
+        rows.select(key)
+        .filter(pl.col(key).hash(seed=0) % every == 0)
+        .drop_nulls()
+        .collect()
+        .get_column(key)
+        .sort()
+    )
+    cuts = {sample[len(sample) * i // ranges] for i in range(1, ranges)} if len(sample) else set()
+    return sorted(cuts)
+
+
+def _key_range(key: str, low: Any, high: Any) -> pl.Expr:
+    """`low <= key < high`; an open end (None) is unbounded, and the first range keeps a null
+    key (which sorts first)."""
+    within = pl.lit(True)
+    if low is not None:
+        within &= pl.col(key) >= low
+    if high is not None:
+        within &= pl.col(key) < high
+    return within if low is not None else within | pl.col(key).is_null()
 
 
 def _checksum(frame: pl.LazyFrame) -> int:

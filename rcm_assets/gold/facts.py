@@ -2,7 +2,9 @@
 
 Foreign keys keep the silver key format (`<source id>-<datasource>`), which is the format of
 every dimension's key, so they join without translation. A row whose dimension row is missing
-stays in the fact; the referential-integrity check counts it.
+stays in the fact; the referential-integrity check counts it. The fact of transactions is not
+sorted (delta-rs does not keep the order of the rows it writes), the others are, for their
+readers' first look.
 """
 
 import polars as pl
@@ -37,7 +39,6 @@ def fact_transactions(transactions: pl.LazyFrame, claims: pl.LazyFrame) -> pl.La
         usable(transactions)
         .select(FACT_COLUMNS)
         .join(usable(claims).select(CLAIM_COLUMNS), on="claim_key", how="left")
-        .sort("transaction_key")
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
@@ -132,6 +132,36 @@ def overwrite_where(
         },
     )
     return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
+
+
+def overwrite_with(
+    uri: str,
+    parts: Iterable[pl.LazyFrame],
+    schema: pl.Schema,
+    commit_metadata: Mapping[str, Any],
+    storage_options: Mapping[str, str] | None = None,
+) -> None:
+    """Replace the table (its schema too) with the rows of `parts`, in their order, in one
+    atomic commit. Each part is streamed in turn: only one part's batches are in memory, so a
+    part that sorts holds just its own rows."""
+    import pyarrow as pa
+
+    arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for part in parts:
+            for batch in part.collect_batches():
+                yield from batch.to_arrow().cast(arrow_schema).to_batches()
+
+    write_deltalake(
+        uri,
+        pa.RecordBatchReader.from_batches(arrow_schema, batches()),
+        mode="overwrite",
+        schema_mode="overwrite",
+        commit_properties=commit_properties(commit_metadata),
+        writer_properties=WRITER_PROPERTIES,
+        storage_options=dict(storage_options or {}),
+    )
 
 
 def version(uri: str, storage_options: Mapping[str, str] | None = None) -> int:

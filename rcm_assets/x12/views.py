@@ -209,6 +209,13 @@ def remittance_claims(segments: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _modifiers(parts: list[pl.Expr]) -> pl.Expr:
+    """A service line's procedure modifiers, space-separated; null when it has none. (`when`,
+    not `replace("", None)`: `replace` takes a query out of Polars' streaming engine.)"""
+    joined = pl.concat_str(parts, separator=" ", ignore_nulls=True)
+    return pl.when(joined != "").then(joined).alias("modifiers")
+
+
 def remittance_service_lines(segments: pl.LazyFrame) -> pl.LazyFrame:
     rows = _remittance(segments)
     per_line = [*SET, "claim_number", "line_number"]
@@ -218,9 +225,7 @@ def remittance_service_lines(segments: pl.LazyFrame) -> pl.LazyFrame:
         *[_el(i).alias(f"SVC{i:02d}") for i in range(1, 8)],
         _part(1, 0).alias("procedure_qualifier"),
         _part(1, 1).alias("procedure_code"),
-        pl.concat_str([_part(1, i) for i in range(2, 6)], separator=" ", ignore_nulls=True)
-        .replace("", None)
-        .alias("modifiers"),
+        _modifiers([_part(1, i) for i in range(2, 6)]),
     )
     details = (
         rows.filter(pl.col("line_number") > 0)
@@ -427,13 +432,9 @@ def claim_submission_lines(segments: pl.LazyFrame) -> pl.LazyFrame:
         *LINEAGE,
         pl.when(institutional).then(_el(1)).alias("revenue_code"),
         pl.when(professional).then(_part(1, 1)).otherwise(_part(2, 1)).alias("procedure_code"),
-        pl.concat_str(
-            [pl.when(professional).then(_part(1, i)).otherwise(_part(2, i)) for i in range(2, 6)],
-            separator=" ",
-            ignore_nulls=True,
-        )
-        .replace("", None)
-        .alias("modifiers"),
+        _modifiers(
+            [pl.when(professional).then(_part(1, i)).otherwise(_part(2, i)) for i in range(2, 6)]
+        ),
         pl.when(professional).then(_el(2)).otherwise(_el(3)).alias("charge_amount"),
         pl.when(professional).then(_el(4)).otherwise(_el(5)).alias("units"),
         procedure.alias("_procedure_element"),
