@@ -656,3 +656,55 @@ def test_a_database_serves_at_most_its_max_concurrent_extracts(
         if "waiting for a slot of pool" in (e.user_message or "")
     ]
     assert bool(waited) == (limit == 1)
+
+
+def test_the_loaded_watermark_parses_only_the_top_loads_and_equals_a_full_parse(
+    sources: Sources, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rcm_assets.bronze import emr
+    from rcm_assets.lake import delta
+    from rcm_assets.lake.addresses import LakeAddresses
+    from rcm_assets.metadata import load_metadata
+
+    run_bronze(instance, ["hos-a"])
+    sources.mutate(seed=12)
+    run_bronze(instance, ["hos-a"])  # a second, small load on top of the first
+    lake = LakeAddresses(str(sources.project.lake))
+    configs = [
+        c
+        for c in load_metadata().load_configs
+        if c.datasource == "hos-a" and c.tablename.removeprefix("dbo.") in INCREMENTAL
+    ]
+    parsed: list[int] = []
+    real = emr.high_watermark
+
+    def counting(rows: pl.LazyFrame, column: str) -> tuple[str | None, pl.DataFrame]:
+        parsed.append(rows.select(pl.len()).collect().item())
+        return real(rows, column)
+
+    monkeypatch.setattr(emr, "high_watermark", counting)
+    for config in configs:
+        rows = delta.scan(lake.emr_bronze(config))
+        newest = rows.filter(pl.col("load_id") == pl.col("load_id").max()).collect()
+        full_text, full_rows = real(rows, config.watermark)
+        parsed.clear()
+
+        text, boundary = emr._loaded_watermark(config, lake)
+
+        assert (text, boundary.sort(pl.all()).to_dicts()) == (
+            full_text,
+            full_rows.sort(pl.all()).to_dicts(),
+        )
+        assert parsed == [newest.height] < [rows.select(pl.len()).collect().item()], config
+
+        # The top rows erased (a patient's right to erasure): every row is parsed again.
+        delta.delete(
+            lake.emr_bronze(config), f"\"{config.watermark}\" = '{text}'", {"operation": "erase"}
+        )
+        parsed.clear()
+        text, boundary = emr._loaded_watermark(config, lake)
+        rows = delta.scan(lake.emr_bronze(config))
+        expected_text, expected_rows = real(rows, config.watermark)
+        assert text == expected_text != full_text
+        assert boundary.sort(pl.all()).equals(expected_rows.sort(pl.all()))
+        assert parsed[-1] == rows.select(pl.len()).collect().item()

@@ -226,7 +226,6 @@ def test_large_tables_are_rebuilt_in_key_ranges_with_the_same_rows(
 
     from rcm_assets.cli import main
     from rcm_assets.gold import builds
-    from rcm_assets.lake import delta
 
     run_all(instance)  # the sample's tables are small: one part each
     keyed = {"dim_patient": "patient_key", "dim_provider": "provider_key"}

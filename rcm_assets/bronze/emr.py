@@ -33,6 +33,8 @@ from rcm_assets.bronze.watermark import (
     drop_loaded,
     future_watermarks,
     high_watermark,
+    loads_at_top,
+    parse_watermark,
     unparseable_watermarks,
     with_lineage,
 )
@@ -48,11 +50,31 @@ WATERMARK_CHECK = "watermarks_extractable"
 
 
 def _loaded_watermark(config: LoadConfig, lake: LakeAddresses) -> tuple[str | None, pl.DataFrame]:
-    """The highest watermark already in bronze and the rows that carry it (see high_watermark)."""
-    uri = lake.emr_bronze(config)
-    if config.loadtype is LoadType.FULL or not delta.exists(uri, lake.storage_options):
+    """The highest watermark already in bronze and the rows that carry it (see high_watermark).
+
+    Parsing every row's watermark costs in proportion to the table, so only the rows of the
+    loads whose commit recorded the highest watermark are parsed: the loads still in the
+    table (a restore takes some back) are read from the load id column, their records from
+    the commits. When a load has no record, or the top rows are gone (an erasure), every row
+    is parsed as before.
+    """
+    uri, options = lake.emr_bronze(config), lake.storage_options
+    if config.loadtype is LoadType.FULL or not delta.exists(uri, options):
         return None, pl.DataFrame()
-    return high_watermark(delta.scan(uri, lake.storage_options), config.watermark)
+    rows = delta.scan(uri, options)
+    present = rows.select(pl.col("load_id").unique()).collect().get_column("load_id").to_list()
+    recorded = {
+        commit["rcm"]["load_id"]: commit["rcm"].get("watermark_max", "")
+        for commit in reversed(delta.commits(uri, options))  # a later record of a load wins
+        if commit["rcm"].get("load_id")
+    }
+    if all(load in recorded for load in present):
+        column = config.watermark
+        top, loads = loads_at_top({load: recorded[load] for load in present})
+        text, boundary = high_watermark(rows.filter(pl.col("load_id").is_in(loads)), column)
+        if text is not None and boundary.select(parse_watermark(column).max()).item() == top:
+            return text, boundary
+    return high_watermark(rows, config.watermark)
 
 
 def _check_no_column_vanished(config: LoadConfig, columns: list[str], lake: LakeAddresses) -> None:

@@ -6,6 +6,7 @@ Bronze keeps source values as text; watermarks are compared as parsed datetimes 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import polars as pl
@@ -42,6 +43,22 @@ def high_watermark(frame: pl.LazyFrame, column: str) -> tuple[str | None, pl.Dat
         return None, frame.head(0).collect()
     boundary = frame.filter(parse_watermark(column) == top).collect()
     return boundary.get_column(column).sort().item(-1), boundary
+
+
+def loads_at_top(recorded: Mapping[str, str]) -> tuple[datetime | None, list[str]]:
+    """Of the loads' recorded highest watermarks (load id → text as the source wrote it), the
+    highest instant and the loads that reached it. A load's rows are all at or below its
+    record, so the table's highest rows, if still there, are in those loads."""
+    if not recorded:
+        return None, []
+    parsed = pl.DataFrame(
+        {"load_id": list(recorded), "w": list(recorded.values())},
+        schema=[("load_id", pl.String), ("w", pl.String)],
+    ).with_columns(parse_watermark("w").alias("at"))
+    top = parsed.get_column("at").max()
+    if top is None:
+        return None, []
+    return top, parsed.filter(pl.col("at") == top).get_column("load_id").to_list()
 
 
 def normal_form(column: str) -> pl.Expr:

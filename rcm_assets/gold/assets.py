@@ -48,10 +48,13 @@ def orphans(
     source = pl.col("datasource") if "datasource" in names else pl.lit("*").alias("datasource")
     for reference in metadata.references_of(table.table):
         dimension = delta.scan(lake.gold(reference.dimension), lake.storage_options)
-        keys = dimension.select(reference.dimension_key).collect()
-        with_source = rows.select(source, reference.column).collect()
         measures.append(
-            orphan_measures(with_source, reference.column, keys.to_series(), reference.dimension)
+            orphan_measures(
+                rows.select(source, reference.column),
+                reference.column,
+                dimension.select(reference.dimension_key),
+                reference.dimension,
+            )
         )
     return pl.concat([pl.DataFrame(schema=MEASURES_SCHEMA), *measures])
 

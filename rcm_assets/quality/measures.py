@@ -86,15 +86,32 @@ def worst_rate(measures: pl.DataFrame, check: str) -> float:
 
 
 def orphan_measures(
-    child: pl.DataFrame, column: str, parent_keys: pl.Series, parent: str
+    child: pl.LazyFrame, column: str, parent_keys: pl.LazyFrame, parent: str
 ) -> pl.DataFrame:
-    """Per datasource: rows whose `column` is set but matches no current parent key."""
-    known = parent_keys.unique().cast(child.schema[column]).to_frame(column)
-    checked = child.filter(pl.col(column).is_not_null()).join(
-        known.with_columns(pl.lit(True).alias("__found")), on=column, how="left"
-    )  # a hash join: membership of millions of keys in millions more, in linear time
-    counted = checked.group_by("datasource").agg(
-        pl.len().alias("rows_checked"), pl.col("__found").is_null().sum().alias("rows_failed")
+    """Per datasource: rows whose `column` is set but matches no parent key.
+
+    `child` holds `datasource` and `column`; `parent_keys` one column of keys. Streamed: only
+    the parent's keys are held (a semi join's hash set), never the child's rows, so it counts
+    10M rows against 10M keys in linear time and bounded memory.
+    """
+    keys = parent_keys.select(pl.first().cast(child.collect_schema()[column]).alias(column))
+    checked = child.filter(pl.col(column).is_not_null())
+    counted = (
+        checked.group_by("datasource")
+        .agg(pl.len().alias("rows_checked"))
+        .join(
+            checked.join(keys, on=column, how="semi")
+            .group_by("datasource")
+            .agg(pl.len().alias("rows_found")),
+            on="datasource",
+            how="left",
+        )
+        .select(
+            "datasource",
+            "rows_checked",
+            (pl.col("rows_checked") - pl.col("rows_found").fill_null(0)).alias("rows_failed"),
+        )
+        .collect(engine="streaming")
     )
     return _measure(counted, "orphan_rate", pl.lit(f"{column}->{parent}"))
 

@@ -50,7 +50,7 @@ from rcm_assets.lake.scd2 import (
     scd2_append_first_load,
     scd2_merge,
 )
-from rcm_assets.metadata import Metadata, SilverKind, SilverTable
+from rcm_assets.metadata import ColumnType, Metadata, SilverKind, SilverTable
 from rcm_assets.quality.contracts import validate_contract
 from rcm_assets.quality.measures import (
     CURRENT_SCHEMA,
@@ -288,7 +288,7 @@ def _same_rows(uri: str, batch: pl.DataFrame, datasource: str, options: dict | N
 
 def current_rows(
     lake: LakeAddresses, table: str, schema: dict, datasource: str | None = None
-) -> pl.DataFrame:
+) -> pl.LazyFrame:
     """The `schema` columns of the table's current rows (of one datasource, or all), empty
     while the table does not exist.
 
@@ -296,11 +296,11 @@ def current_rows(
     """
     uri = lake.silver(table)
     if not delta.exists(uri, lake.storage_options):
-        return pl.DataFrame(schema=schema)
+        return pl.LazyFrame(schema=schema)
     current = delta.scan(uri, lake.storage_options).filter(pl.col("is_current"))
     if datasource is not None:
         current = current.filter(pl.col("datasource") == datasource)
-    return current.select(list(schema)).collect()
+    return current.select(list(schema))
 
 
 def _partitions(table: SilverTable, metadata: Metadata) -> StaticPartitionsDefinition | None:
@@ -414,7 +414,7 @@ def build_silver_asset(table: SilverTable, metadata: Metadata) -> AssetsDefiniti
             raise Failure(description="; ".join(build.held_back), allow_retries=False)
         current = current_rows(
             tables, table.table, {table.key: pl.String, **CURRENT_SCHEMA}, datasource
-        )
+        ).collect()
         measures = pl.concat([quarantine_measures(current), duplicate_measures(current, table.key)])
         record_measures(tables, measures, table.table, context.run.run_id)
         target, options = tables.silver(table.table), tables.storage_options
@@ -468,22 +468,20 @@ def build_referential_checks(table: SilverTable, metadata: Metadata) -> list:
         + ", ".join(f"{c.column} → {c.references}" for c in references),
     )
     def _referential(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
-        tables = lake.addresses
-        child = current_rows(
-            tables,
-            table.table,
-            {**CURRENT_SCHEMA, **{c.column: pl.String for c in references}},
-            _partition(context),
-        )
+        tables, datasource = lake.addresses, _partition(context)
         measures = pl.DataFrame(schema=MEASURES_SCHEMA)
         for column in references:
-            parent_key = metadata.silver_tables[column.references].key
-            parent = current_rows(tables, column.references, {parent_key: pl.String})
+            child = current_rows(
+                tables, table.table, {"datasource": pl.String, column.column: pl.String}, datasource
+            )
+            parent = metadata.silver_tables[column.references]
+            # A key column ends in its row's datasource: it can only match that one's parents.
+            own = column.type is ColumnType.KEY and _partitions(parent, metadata) is not None
+            parent_keys = current_rows(
+                tables, parent.table, {parent.key: pl.String}, datasource if own else None
+            )
             measures = pl.concat(
-                [
-                    measures,
-                    orphan_measures(child, column.column, parent[parent_key], column.references),
-                ]
+                [measures, orphan_measures(child, column.column, parent_keys, parent.table)]
             )
         record_measures(tables, measures, table.table, context.run.run_id)
         return check_result("orphan_rate", threshold, measures, "referential_integrity")
