@@ -265,8 +265,8 @@ class GoldBuilder:
         return restricted
 
     def _rebuilt(self, frames: Frames) -> list[pl.LazyFrame]:
-        """The whole table's rows, in parts written in order: a large dimension or fact in
-        key ranges (`RANGE_ROWS`), anything else in one part."""
+        """The whole table's rows, in parts written one after another: a large dimension or
+        the fact in key ranges (`RANGE_ROWS`), anything else in one part."""
         refreshed = _refreshed_at()
         cuts: list[Any] = []
         if self.table.kind == "dimension" or self.table.table == FACT:

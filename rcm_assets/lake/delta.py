@@ -141,9 +141,9 @@ def overwrite_with(
     commit_metadata: Mapping[str, Any],
     storage_options: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace the table (its schema too) with the rows of `parts`, in their order, in one
-    atomic commit. Each part is streamed in turn: only one part's batches are in memory, so a
-    part that sorts holds just its own rows."""
+    """Replace the table (its schema too) with the rows of `parts` in one atomic commit. The
+    parts are streamed one after another, so a part that holds its rows (a sort, a unique)
+    holds only its own. (delta-rs does not keep the rows' order in the files it writes.)"""
     import pyarrow as pa
 
     arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
