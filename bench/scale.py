@@ -1,8 +1,9 @@
 """The whole graph at several scales: a full run, 1 % change batches (`recent`, `uniform`), a no-op.
 
-    .venv/bin/python bench/scale.py [--scales 1 10 100] [--keep DIR]
+    .venv/bin/python bench/scale.py [--scales 1 10 100] [--keep DIR] [--x12]
 
-For each scale both sample hospitals are generated (`rcm generate --scale N`), then one child
+For each scale both sample hospitals are generated (`rcm generate --scale N`; its X12 files are
+set aside unless `--x12`: they have their own benchmark, `bench/x12_parse.py`), then one child
 process materializes the layers in turn through Dagster (`rcm_assets.runs.materialize_all`, in
 process, as `rcm run` does) and reports each layer: rows written (bronze rows appended, silver
 versions inserted/closed/replaced, gold rows rebuilt), wall time, CPU time (user + system of
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,6 +104,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1, 10, 100])
     parser.add_argument("--keep", type=Path, help="keep each scale's RCM_HOME under this folder")
+    parser.add_argument(
+        "--x12",
+        action="store_true",
+        help="keep the sample's 837/835 files (about 48 per 1M transactions, some 0.6 s each: "
+        "bench/x12_parse.py measures them); by default they are set aside",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -115,6 +123,10 @@ def main() -> None:
         root = args.keep or Path(tempfile.mkdtemp(prefix="rcm-scale-"))
         home = root / f"scale-{scale:g}"
         _rcm(home, "generate", "--scale", f"{scale:g}")
+        if not args.x12:
+            x12 = home / "landing" / "x12"
+            shutil.move(x12, root / f"x12-set-aside-{scale:g}")
+            x12.mkdir()
         full_cpu = 0.0
         for index, scenario in enumerate(SCENARIOS):
             if scenario.startswith(("recent", "uniform")):
