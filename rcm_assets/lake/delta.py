@@ -150,7 +150,7 @@ def overwrite_with(
 
     def batches() -> Iterator[pa.RecordBatch]:
         for part in parts:
-            for batch in part.collect_batches():
+            for batch in part.collect_batches(maintain_order=False):
                 yield from batch.to_arrow().cast(arrow_schema).to_batches()
 
     write_deltalake(
