@@ -58,7 +58,7 @@ def _loaded_watermark(config: LoadConfig, lake: LakeAddresses) -> tuple[str | No
     the commits. When a load has no record, or the top rows are gone (an erasure), every row
     is parsed as before.
     """
-    uri, options = lake.emr_bronze(config), lake.storage_options
+    uri, options, column = lake.emr_bronze(config), lake.storage_options, config.watermark
     if config.loadtype is LoadType.FULL or not delta.exists(uri, options):
         return None, pl.DataFrame()
     rows = delta.scan(uri, options)
@@ -69,12 +69,11 @@ def _loaded_watermark(config: LoadConfig, lake: LakeAddresses) -> tuple[str | No
         if commit["rcm"].get("load_id")
     }
     if all(load in recorded for load in present):
-        column = config.watermark
         top, loads = loads_at_top({load: recorded[load] for load in present})
         text, boundary = high_watermark(rows.filter(pl.col("load_id").is_in(loads)), column)
         if text is not None and boundary.select(parse_watermark(column).max()).item() == top:
             return text, boundary
-    return high_watermark(rows, config.watermark)
+    return high_watermark(rows, column)
 
 
 def _check_no_column_vanished(config: LoadConfig, columns: list[str], lake: LakeAddresses) -> None:
