@@ -305,29 +305,38 @@ def test_orphans_and_quality_land_in_dq_results_counted_exactly(
         assert rate["rows_failed"].to_list() == [quarantined]
 
 
-def test_a_batch_that_breaks_the_contract_fails_naming_the_column(project: Project) -> None:
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"department_name": [42, 43]}, "department_name"),  # should be text
+        ({"department_key": ["D1-hos-a", None]}, r"department_key \(1 NULL\)"),
+        ({"load_id": [None, None]}, r"load_id \(2 NULL\)"),
+        ({"extra": [1, 2]}, "extra"),  # not in the table
+    ],
+)
+def test_a_batch_that_breaks_the_contract_fails_naming_the_column(
+    project: Project, change: dict, named: str
+) -> None:
     from rcm_assets.quality.contracts import ContractError, validate_contract
 
     metadata = load_metadata()
     table = metadata.silver_tables["departments"]
-    batch = pl.DataFrame(
-        {
-            "department_key": ["D1-hos-a"],
-            "src_department_id": ["D1"],
-            "department_name": [42],  # should be text
-            "datasource": ["hos-a"],
-            "load_id": ["L1"],
-            "is_quarantined": [False],
-            "quarantine_reasons": [[]],
-            "quality_flags": [[]],
-        },
-        schema_overrides={
-            "quarantine_reasons": pl.List(pl.String),
-            "quality_flags": pl.List(pl.String),
-        },
-    )
-    with pytest.raises(ContractError, match="department_name"):
-        validate_contract(batch, table, metadata)
+    columns = {
+        "department_key": ["D1-hos-a", "D2-hos-a"],
+        "src_department_id": ["D1", "D2"],
+        "department_name": ["Cardiology", None],  # nullable
+        "datasource": ["hos-a", "hos-a"],
+        "load_id": ["L1", "L1"],
+        "is_quarantined": [False, False],
+        "quarantine_reasons": [[], []],
+        "quality_flags": [[], []],
+    }
+    lists = {"quarantine_reasons": pl.List(pl.String), "quality_flags": pl.List(pl.String)}
+    good = pl.DataFrame(columns, schema_overrides={**lists, "load_id": pl.String})
+    assert validate_contract(good, table, metadata) is good
+    bad = pl.DataFrame(columns | change, schema_overrides={**lists, "load_id": pl.String})
+    with pytest.raises(ContractError, match=named):
+        validate_contract(bad, table, metadata)
 
 
 def test_two_different_rows_for_one_key_and_watermark_are_quarantined_not_dropped(

@@ -42,10 +42,26 @@ def contract(table: SilverTable, metadata: Metadata) -> pa.DataFrameSchema:
 
 
 def validate_contract(batch: pl.DataFrame, table: SilverTable, metadata: Metadata) -> pl.DataFrame:
+    """`batch` if it keeps its table's contract, else a ContractError naming the columns.
+
+    pandera checks the columns and their types on the batch's schema (no rows); the NOT NULL
+    columns are checked by their null counts, which Arrow keeps per column. The same verdict as
+    pandera's row-level validation, without its per-row work: a first load checks every chunk
+    of a 10M-row stream, and that work, interleaved with the stream, cost about 1 GB of peak.
+    """
     import pandera.polars as pa
 
+    schema = contract(table, metadata)
     try:
-        return contract(table, metadata).validate(batch, lazy=True)
+        schema.validate(batch.clear(), lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases.head(10).to_dicts()
         raise ContractError(f"silver/{table.table} breaks its contract: {cases}") from None
+    nulls = [
+        f"{name} ({count:,} NULL)"
+        for name, column in schema.columns.items()
+        if not column.nullable and (count := batch.get_column(name).null_count())
+    ]
+    if nulls:
+        raise ContractError(f"silver/{table.table} breaks its contract: NOT NULL {nulls}")
+    return batch
