@@ -415,3 +415,63 @@ def test_a_version_older_than_the_current_one_never_becomes_current(uri: str) ->
     now = current(uri).sort("patient_key")
     assert now.select("patient_key", "city").rows() == [("p1-hos-a", "Paris"), ("p2-hos-a", "Nice")]
     assert_one_current_row_per_key(uri)
+
+
+def first_load(
+    uri: str, batch: pl.DataFrame, datasource: str = "hos-a", **options: object
+) -> MergeStats:
+    frames = scd2.first_load_frames(batch.lazy(), key="patient_key", order_by=ORDER_BY)
+    return scd2.scd2_append_first_load(
+        uri,
+        frames,
+        key="patient_key",
+        datasource=datasource,
+        compare=COMPARE,
+        loaded_at=T0,
+        commit_metadata={"consumed_load_ids": ["L1"]},
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_a_streamed_first_load_writes_what_a_merge_writes(tmp_path: Path) -> None:
+    # p2 twice (its later row by source_modified_at wins), p3 with NULLs
+    batch = patients(
+        [
+            ("p1", "Ann", "Oslo"),
+            ("p2", "Bob", "Rome", 2),
+            ("p2", "Bo", "Pisa", 1),
+            ("p3", None, None),
+        ]
+    )
+    streamed, merged = str(tmp_path / "streamed"), str(tmp_path / "merged")
+    merge(merged, patients([("p9", "Zed", "Bern")], "hos-b"), T0)
+    merge(streamed, patients([("p9", "Zed", "Bern")], "hos-b"), T0)
+
+    stats = first_load(streamed, batch)
+
+    assert stats == merge(merged, batch, T0, commit_metadata={"consumed_load_ids": ["L1"]})
+    assert read(streamed).equals(read(merged))
+    assert read(streamed, "hos-a").filter(pl.col("patient_key") == "p2-hos-a")["city"][0] == "Rome"
+    assert consumed_load_ids(streamed, "hos-a") == {"L1"}
+
+
+def test_a_first_load_that_fails_a_check_writes_nothing(two_hospitals: str, tmp_path: Path) -> None:
+    def refuse(rows: pl.LazyFrame) -> None:
+        if rows.select(pl.col("city").null_count()).collect().item():
+            raise ValueError("city is NULL")
+
+    cases = [
+        (patients([("p1", "Ann", "Oslo")], "hos-x"), "not of datasource"),
+        (patients([("p1", "Ann", "Oslo")], "hos-c").with_columns(patient_key=None), "NULL"),
+        (patients([("p1", "Ann", "Oslo"), ("p2", "Bob", None)], "hos-c"), "city is NULL"),
+    ]
+    for batch, message in cases:
+        before = version(two_hospitals)
+        with pytest.raises(ValueError, match=message):
+            first_load(two_hospitals, batch, "hos-c", check=refuse)
+        assert version(two_hospitals) == before
+        assert read(two_hospitals, "hos-c").is_empty()
+    fresh = str(tmp_path / "fresh")
+    with pytest.raises(ValueError, match="NULL"):
+        first_load(fresh, cases[1][0], "hos-c")
+    assert not delta.exists(fresh)

@@ -44,7 +44,7 @@ from rcm_assets.lake.predicates import column_equals
 from rcm_assets.lake.scd2 import (
     ROW_HASH,
     consumed_load_ids,
-    first_load_batches,
+    first_load_frames,
     has_current_rows,
     row_hash,
     scd2_append_first_load,
@@ -186,11 +186,10 @@ def _merge_slice(
     if not has_current_rows(target, datasource, options):
         # The first load of a hospital is the whole table: streamed in chunks, not merged. Only
         # a repeated key can have conflicting versions, so only those rows are flagged.
-        chunks = first_load_batches(
-            lazy, key=table.key, order_by=order_by, chunk_rows=CHUNK_ROWS, repeated_rows=flag
+        frames = first_load_frames(lazy, key=table.key, order_by=order_by, repeated_rows=flag)
+        stats = scd2_append_first_load(
+            target, frames, check=partial(validate_contract, table=table, metadata=metadata), **scd2
         )
-        checked = (validate_contract(chunk, table, metadata) for chunk in chunks)
-        stats = scd2_append_first_load(target, checked, **scd2)
     else:
         batch = validate_contract(flag(lazy).collect(), table, metadata)
         stats = scd2_merge(
