@@ -66,7 +66,6 @@ from rcm_assets.resources import LakeResource
 from rcm_assets.silver.cdm import silver_batch
 from rcm_assets.x12.views import VIEWS
 
-CHUNK_ROWS = 250_000  # rows a first load holds at a time: memory follows this, not the table
 
 
 @dataclass
