@@ -67,7 +67,6 @@ from rcm_assets.silver.cdm import silver_batch
 from rcm_assets.x12.views import VIEWS
 
 
-
 @dataclass
 class SilverBuild:
     inserted: int = 0
