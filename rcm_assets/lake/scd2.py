@@ -222,7 +222,7 @@ def scd2_append_first_load(
 
     Polars' streaming engine sinks each frame, with its row hash and version columns, to a
     local Arrow IPC file (no Python work per chunk: a 10M-row load peaked at 5.3 GB fed
-    through Python chunk by chunk, 2.7 GB sunk); the staged rows are then checked (the batch
+    through Python chunk by chunk, 3.5 GB sunk); the staged rows are then checked (the batch
     checks, and `check`, e.g. a contract, on the columns as given) and appended. A failed check
     leaves the table untouched.
 

@@ -182,7 +182,7 @@ def _merge_slice(
         flag_conflicting_versions, key=table.key, order_by=order_by, compare=scd2["compare"]
     )
     if not has_current_rows(target, datasource, options):
-        # The first load of a hospital is the whole table: streamed in chunks, not merged. Only
+        # The first load of a hospital is the whole table: sunk as a stream, not merged. Only
         # a repeated key can have conflicting versions, so only those rows are flagged.
         frames = first_load_frames(lazy, key=table.key, order_by=order_by, repeated_rows=flag)
         stats = scd2_append_first_load(

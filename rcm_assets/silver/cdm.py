@@ -58,7 +58,10 @@ def to_cdm(
             )
     raw = {source: f"__text_{source}" for source in sources.values()}
     invalid = [
-        (pl.col(raw[sources[c.column]]).is_not_null() & pl.col(c.column).is_null(), c.column)
+        (
+            pl.col(raw[sources[c.column]]).is_not_null() & pl.col(c.column).is_null(),
+            f"invalid_{c.column}",
+        )
         for c in columns
         if c.type in CASTS
     ]
@@ -72,9 +75,7 @@ def to_cdm(
             *(c.column for c in columns),
             pl.lit(datasource).alias("datasource"),
             pl.col("load_id"),
-            names_where([(cast_failed, f"invalid_{name}") for cast_failed, name in invalid]).alias(
-                "_cast_reasons"
-            ),
+            names_where(invalid).alias("_cast_reasons"),
         )
     )
 
